@@ -1,0 +1,77 @@
+// SPDX-License-Identifier: Apache-2.0
+// ByteBuffer: an owned, 64-byte aligned, growable byte buffer. Received HTTP
+// bodies land here in one piece (sized from Content-Length when the peer sends
+// it), so decoded tensors can be viewed in place. Movable, not copyable, not
+// thread-safe.
+#ifndef TF_GRAPHPIPE_CC_CORE_BYTE_BUFFER_H_
+#define TF_GRAPHPIPE_CC_CORE_BYTE_BUFFER_H_
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <utility>
+
+namespace tf_graphpipe {
+
+class ByteBuffer {
+ public:
+  static constexpr size_t kAlignment = 64;
+
+  ByteBuffer() = default;
+  ~ByteBuffer() { std::free(data_); }
+  ByteBuffer(ByteBuffer&& other) noexcept { *this = std::move(other); }
+  ByteBuffer& operator=(ByteBuffer&& other) noexcept {
+    if (this != &other) {
+      std::free(data_);
+      data_ = std::exchange(other.data_, nullptr);
+      size_ = std::exchange(other.size_, 0);
+      capacity_ = std::exchange(other.capacity_, 0);
+    }
+    return *this;
+  }
+  ByteBuffer(const ByteBuffer&) = delete;
+  ByteBuffer& operator=(const ByteBuffer&) = delete;
+
+  uint8_t* data() { return data_; }
+  const uint8_t* data() const { return data_; }
+  size_t size() const { return size_; }
+  size_t capacity() const { return capacity_; }
+
+  // Ensures room for `capacity` bytes in total. Returns false when the memory
+  // cannot be had; the buffer is then unchanged.
+  bool Reserve(size_t capacity) {
+    if (capacity <= capacity_) return true;
+    size_t rounded = (capacity + kAlignment - 1) / kAlignment * kAlignment;
+    auto* grown = static_cast<uint8_t*>(std::aligned_alloc(kAlignment, rounded));
+    if (grown == nullptr) return false;
+    if (size_ > 0) std::memcpy(grown, data_, size_);
+    std::free(data_);
+    data_ = grown;
+    capacity_ = rounded;
+    return true;
+  }
+
+  // Appends bytes, growing geometrically when the final size was not known.
+  bool Append(const void* bytes, size_t n) {
+    if (size_ + n > capacity_ && !Reserve(std::max(size_ + n, capacity_ * 2))) {
+      return false;
+    }
+    std::memcpy(data_ + size_, bytes, n);
+    size_ += n;
+    return true;
+  }
+
+  void Clear() { size_ = 0; }
+
+ private:
+  uint8_t* data_ = nullptr;
+  size_t size_ = 0;
+  size_t capacity_ = 0;
+};
+
+}  // namespace tf_graphpipe
+
+#endif  // TF_GRAPHPIPE_CC_CORE_BYTE_BUFFER_H_

@@ -1,0 +1,408 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "cc/core/http_client.h"
+
+#include <curl/curl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <cstring>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+#include <utility>
+
+namespace tf_graphpipe {
+namespace {
+
+constexpr long kReceiveBufferBytes = 512 * 1024;
+constexpr auto kFirstBackoff = std::chrono::milliseconds(50);
+constexpr auto kMaxBackoff = std::chrono::milliseconds(2000);
+constexpr int kIdlePollMs = 1000;
+
+void InitCurlOnce() {
+  static std::once_flag once;
+  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+}
+
+std::string Seconds(Clock::duration d) {
+  char text[32];
+  std::snprintf(text, sizeof(text), "%.3g",
+                std::chrono::duration<double>(d).count());
+  return text;
+}
+
+// One request in flight (or waiting for its retry).
+struct Transfer {
+  HttpRequest request;
+  HttpCallback done;
+  HttpResponse response;
+  Clock::time_point started;
+  Clock::time_point not_before;
+  int attempt = 0;
+  CURL* easy = nullptr;
+  curl_slist* headers = nullptr;
+  Status abort_status;  // why a callback stopped the transfer, if it did
+  bool sized = false;   // the body buffer was sized from Content-Length
+  char error[CURL_ERROR_SIZE] = {0};
+};
+
+size_t OnBody(char* bytes, size_t size, size_t count, void* user) {
+  auto* t = static_cast<Transfer*>(user);
+  const size_t n = size * count;
+  ByteBuffer& body = t->response.body;
+  if (!t->sized) {
+    t->sized = true;
+    curl_off_t length = -1;
+    curl_easy_getinfo(t->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &length);
+    if (length > 0) {
+      if (static_cast<uint64_t>(length) > t->request.max_response_bytes) {
+        t->abort_status = Status(
+            Code::kResourceExhausted,
+            t->request.url + " answered " + std::to_string(length) +
+                " bytes, over the limit of " +
+                std::to_string(t->request.max_response_bytes));
+        return 0;
+      }
+      // One buffer for the whole body: no chunk list, no copy at the end.
+      if (!body.Reserve(static_cast<size_t>(length))) {
+        t->abort_status = Status(Code::kResourceExhausted,
+                                 "cannot allocate " + std::to_string(length) +
+                                     " bytes for the answer of " + t->request.url);
+        return 0;
+      }
+    }
+  }
+  if (body.size() + n > t->request.max_response_bytes) {
+    t->abort_status = Status(Code::kResourceExhausted,
+                             t->request.url + " answered more than " +
+                                 std::to_string(t->request.max_response_bytes) +
+                                 " bytes");
+    return 0;
+  }
+  if (!body.Append(bytes, n)) {
+    t->abort_status = Status(Code::kResourceExhausted,
+                             "out of memory receiving the answer of " +
+                                 t->request.url);
+    return 0;
+  }
+  return n;
+}
+
+Status TransportStatus(CURLcode result, const Transfer& t) {
+  const std::string detail = t.error[0] != 0 ? t.error : curl_easy_strerror(result);
+  const std::string& url = t.request.url;
+  switch (result) {
+    case CURLE_OPERATION_TIMEDOUT:
+      return Status(Code::kDeadlineExceeded,
+                    "no answer from " + url + " within the deadline (" +
+                        Seconds(t.request.deadline - t.started) +
+                        " s): " + detail);
+    case CURLE_URL_MALFORMAT:
+    case CURLE_UNSUPPORTED_PROTOCOL:
+      return Status(Code::kInvalidArgument, "bad URL '" + url + "': " + detail);
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+    case CURLE_COULDNT_CONNECT:
+      return Status(Code::kUnavailable, "cannot reach " + url + ": " + detail);
+    default:
+      // Reset, closed mid-answer, nothing received, TLS failures...: the
+      // server went away; trying again may well succeed.
+      return Status(Code::kUnavailable,
+                    "connection to " + url + " failed: " + detail);
+  }
+}
+
+}  // namespace
+
+class HttpClient::Impl {
+ public:
+  Impl() {
+    InitCurlOnce();
+    multi_ = curl_multi_init();
+    curl_multi_setopt(multi_, CURLMOPT_MAXCONNECTS, 64L);
+    thread_ = std::thread([this] { Run(); });
+  }
+
+  ~Impl() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stopping_ = true;
+    }
+    curl_multi_wakeup(multi_);
+    thread_.join();
+    for (CURL* easy : idle_) curl_easy_cleanup(easy);
+    curl_multi_cleanup(multi_);
+  }
+
+  void Start(HttpRequest request, HttpCallback done) {
+    auto t = std::make_unique<Transfer>();
+    t->request = std::move(request);
+    t->done = std::move(done);
+    t->started = Clock::now();
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!stopping_) incoming_.push_back(std::move(t));
+    }
+    if (t != nullptr) {  // the client is shutting down
+      t->done(Status(Code::kCancelled, "HTTP client shut down"), HttpResponse());
+      return;
+    }
+    curl_multi_wakeup(multi_);
+  }
+
+  int64_t connections_opened() const { return connections_.load(); }
+
+ private:
+  void Run() {
+    std::vector<std::unique_ptr<Transfer>> arrived;
+    while (true) {
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (stopping_) break;
+        arrived.swap(incoming_);
+      }
+      for (auto& t : arrived) Begin(std::move(t));
+      arrived.clear();
+      PromoteDueRetries();
+      int running = 0;
+      curl_multi_perform(multi_, &running);
+      int left = 0;
+      while (CURLMsg* msg = curl_multi_info_read(multi_, &left)) {
+        if (msg->msg == CURLMSG_DONE) Finish(msg->easy_handle, msg->data.result);
+      }
+      curl_multi_poll(multi_, nullptr, 0, NextWakeMs(), nullptr);
+    }
+    Shutdown();
+  }
+
+  void Begin(std::unique_ptr<Transfer> t) {
+    const auto now = Clock::now();
+    if (now >= t->request.deadline) {
+      Complete(std::move(t),
+               Status(Code::kDeadlineExceeded,
+                      "deadline for " + t->request.url + " passed before it was sent"));
+      return;
+    }
+    CURL* easy = TakeEasy();
+    if (easy == nullptr) {
+      Complete(std::move(t), Status(Code::kInternal, "curl_easy_init failed"));
+      return;
+    }
+    Configure(easy, t.get(), now);
+    active_.emplace(easy, std::move(t));
+    if (curl_multi_add_handle(multi_, easy) != CURLM_OK) {
+      Finish(easy, CURLE_FAILED_INIT);
+    }
+  }
+
+  void Configure(CURL* easy, Transfer* t, Clock::time_point now) {
+    t->easy = easy;
+    t->sized = false;
+    t->error[0] = 0;
+    const HttpRequest& r = t->request;
+    curl_easy_setopt(easy, CURLOPT_URL, r.url.c_str());
+    curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(easy, CURLOPT_TCP_NODELAY, 1L);
+    curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(easy, CURLOPT_BUFFERSIZE, kReceiveBufferBytes);
+    curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, t->error);
+    curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, OnBody);
+    curl_easy_setopt(easy, CURLOPT_WRITEDATA, t);
+    curl_easy_setopt(easy, CURLOPT_PRIVATE, t);
+    if (r.post) {
+      curl_easy_setopt(easy, CURLOPT_POST, 1L);
+      curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE,
+                       static_cast<curl_off_t>(r.body_size));
+      // Sent straight from the caller's memory, no copy.
+      curl_easy_setopt(easy, CURLOPT_POSTFIELDS, r.body);
+    } else {
+      curl_easy_setopt(easy, CURLOPT_HTTPGET, 1L);
+    }
+    if (t->headers == nullptr) {
+      if (r.post) {
+        t->headers = curl_slist_append(t->headers, ("Content-Type: " + r.content_type).c_str());
+      }
+      // No "Expect: 100-continue" round trip before large bodies.
+      t->headers = curl_slist_append(t->headers, "Expect:");
+      for (const std::string& h : r.extra_headers) {
+        t->headers = curl_slist_append(t->headers, h.c_str());
+      }
+    }
+    curl_easy_setopt(easy, CURLOPT_HTTPHEADER, t->headers);
+    long remaining_ms = static_cast<long>(
+        std::chrono::duration_cast<std::chrono::milliseconds>(r.deadline - now).count());
+    if (r.deadline == Clock::time_point::max()) remaining_ms = 0;  // no limit
+    else remaining_ms = std::max(1L, remaining_ms);
+    curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, remaining_ms);
+    curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, remaining_ms);
+  }
+
+  void Finish(CURL* easy, CURLcode result) {
+    auto it = active_.find(easy);
+    if (it == active_.end()) return;
+    std::unique_ptr<Transfer> t = std::move(it->second);
+    active_.erase(it);
+    curl_multi_remove_handle(multi_, easy);
+    long new_connections = 0;
+    curl_easy_getinfo(easy, CURLINFO_NUM_CONNECTS, &new_connections);
+    connections_ += new_connections;
+
+    Status status;
+    if (result == CURLE_OK) {
+      curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &t->response.status);
+      const char* type = nullptr;
+      curl_easy_getinfo(easy, CURLINFO_CONTENT_TYPE, &type);
+      t->response.content_type = type == nullptr ? "" : type;
+    } else if (!t->abort_status.ok()) {
+      status = t->abort_status;
+    } else {
+      status = TransportStatus(result, *t);
+    }
+    ReleaseEasy(easy);
+    t->easy = nullptr;
+
+    const bool unavailable = status.code() == Code::kUnavailable ||
+                             (status.ok() && t->response.status == 503);
+    if (unavailable && t->attempt < t->request.retries) {
+      auto backoff = std::min<Clock::duration>(kFirstBackoff * (1 << std::min(t->attempt, 10)),
+                                               kMaxBackoff);
+      const auto now = Clock::now();
+      if (now + backoff < t->request.deadline) {
+        ++t->attempt;
+        t->response = HttpResponse();
+        t->abort_status = Status();
+        t->not_before = now + backoff;
+        waiting_.push_back(std::move(t));
+        return;
+      }
+    }
+    Complete(std::move(t), std::move(status));
+  }
+
+  void Complete(std::unique_ptr<Transfer> t, Status status) {
+    if (t->headers != nullptr) curl_slist_free_all(t->headers);
+    t->headers = nullptr;
+    t->done(std::move(status), std::move(t->response));
+  }
+
+  void PromoteDueRetries() {
+    if (waiting_.empty()) return;
+    const auto now = Clock::now();
+    std::vector<std::unique_ptr<Transfer>> due;
+    for (auto it = waiting_.begin(); it != waiting_.end();) {
+      if ((*it)->not_before <= now) {
+        due.push_back(std::move(*it));
+        it = waiting_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    for (auto& t : due) Begin(std::move(t));
+  }
+
+  int NextWakeMs() const {
+    int wait = kIdlePollMs;
+    const auto now = Clock::now();
+    for (const auto& t : waiting_) {
+      auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t->not_before - now).count();
+      wait = std::min<int>(wait, std::max<int>(0, static_cast<int>(ms) + 1));
+    }
+    return wait;
+  }
+
+  CURL* TakeEasy() {
+    if (!idle_.empty()) {
+      CURL* easy = idle_.back();
+      idle_.pop_back();
+      return easy;
+    }
+    return curl_easy_init();
+  }
+
+  void ReleaseEasy(CURL* easy) {
+    curl_easy_reset(easy);
+    idle_.push_back(easy);
+  }
+
+  void Shutdown() {
+    for (auto& entry : active_) {
+      curl_multi_remove_handle(multi_, entry.first);
+      curl_easy_cleanup(entry.first);
+      entry.second->easy = nullptr;
+      Complete(std::move(entry.second),
+               Status(Code::kCancelled, "HTTP client shut down"));
+    }
+    active_.clear();
+    for (auto& t : waiting_) {
+      Complete(std::move(t), Status(Code::kCancelled, "HTTP client shut down"));
+    }
+    waiting_.clear();
+    std::vector<std::unique_ptr<Transfer>> late;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      late.swap(incoming_);
+    }
+    for (auto& t : late) {
+      Complete(std::move(t), Status(Code::kCancelled, "HTTP client shut down"));
+    }
+  }
+
+  CURLM* multi_ = nullptr;
+  std::thread thread_;
+  std::atomic<int64_t> connections_{0};
+
+  std::mutex mu_;
+  bool stopping_ = false;                              // guarded by mu_
+  std::vector<std::unique_ptr<Transfer>> incoming_;    // guarded by mu_
+
+  // Owned by the loop thread.
+  std::unordered_map<CURL*, std::unique_ptr<Transfer>> active_;
+  std::vector<std::unique_ptr<Transfer>> waiting_;  // backing off before a retry
+  std::vector<CURL*> idle_;
+};
+
+HttpClient::HttpClient() : impl_(std::make_unique<Impl>()) {}
+HttpClient::~HttpClient() = default;
+
+HttpClient& HttpClient::Shared() {
+  static std::mutex mu;
+  static HttpClient* shared = nullptr;
+  static pid_t owner = 0;
+  std::lock_guard<std::mutex> lock(mu);
+  if (shared == nullptr || owner != getpid()) {
+    // After fork() the old client's thread does not exist here; leak it.
+    shared = new HttpClient();
+    owner = getpid();
+  }
+  return *shared;
+}
+
+void HttpClient::Start(HttpRequest request, HttpCallback done) {
+  impl_->Start(std::move(request), std::move(done));
+}
+
+Status HttpClient::Call(HttpRequest request, HttpResponse* response) {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool finished = false;
+  Status result;
+  Start(std::move(request), [&](Status status, HttpResponse answer) {
+    std::lock_guard<std::mutex> lock(mu);
+    result = std::move(status);
+    *response = std::move(answer);
+    finished = true;
+    cv.notify_one();
+  });
+  std::unique_lock<std::mutex> lock(mu);
+  cv.wait(lock, [&] { return finished; });
+  return result;
+}
+
+int64_t HttpClient::connections_opened() const {
+  return impl_->connections_opened();
+}
+
+}  // namespace tf_graphpipe

@@ -1,0 +1,329 @@
+// SPDX-License-Identifier: Apache-2.0
+// tf_graphpipe._native: thin bindings over cc/core. Every failure becomes an
+// exception built by tf_graphpipe.errors (the one Python-side mapping); the
+// GIL is released while bytes are copied or moved over the network.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <chrono>
+#include <cmath>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "cc/core/codec.h"
+#include "cc/core/graphpipe_answer.h"
+#include "cc/core/http_client.h"
+#include "cc/python/numpy_views.h"
+
+namespace py = pybind11;
+
+namespace tf_graphpipe {
+namespace {
+
+[[noreturn]] void Raise(const Status& status) {
+  const RemoteDetail& remote = status.remote();
+  py::object error = py::module_::import("tf_graphpipe.errors")
+                         .attr("_from_native")(
+                             static_cast<int>(status.code()), status.message(),
+                             remote.http_status,
+                             remote.has_error_code ? py::object(py::int_(remote.error_code))
+                                                   : py::object(py::none()));
+  PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(error.ptr())), error.ptr());
+  throw py::error_already_set();
+}
+
+void RaiseIfError(const Status& status) {
+  if (!status.ok()) Raise(status);
+}
+
+// An encoded flatbuffer handed to Python: read-only bytes, no copy.
+struct Message {
+  EncodedMessage encoded;
+};
+
+// A received body that decoded arrays view into.
+struct ReceivedBody {
+  ByteBuffer bytes;
+};
+
+std::vector<std::string_view> NameViews(const std::vector<std::string>& names) {
+  return std::vector<std::string_view>(names.begin(), names.end());
+}
+
+py::list ToStrList(const std::vector<std::string_view>& items) {
+  py::list out;
+  for (std::string_view s : items) {
+    out.append(py::reinterpret_steal<py::str>(
+        PyUnicode_DecodeUTF8(s.data(), static_cast<Py_ssize_t>(s.size()), "replace")));
+  }
+  return out;
+}
+
+py::list ArraysOfViews(const std::vector<TensorView>& views, py::handle owner, bool writeable) {
+  py::list out;
+  for (const TensorView& v : views) out.append(ArrayOfView(v, owner, writeable));
+  return out;
+}
+
+py::list IOMetadataList(const std::vector<IOMetadata>& list) {
+  py::list out;
+  for (const IOMetadata& m : list) {
+    py::dict entry;
+    entry["name"] = m.name;
+    entry["description"] = m.description;
+    entry["shape"] = m.shape;
+    entry["type"] = static_cast<int>(m.type);
+    out.append(entry);
+  }
+  return out;
+}
+
+py::dict MetadataDict(const ModelMetadata& m) {
+  py::dict out;
+  out["name"] = m.name;
+  out["version"] = m.version;
+  out["server"] = m.server;
+  out["description"] = m.description;
+  out["inputs"] = IOMetadataList(m.inputs);
+  out["outputs"] = IOMetadataList(m.outputs);
+  return out;
+}
+
+std::vector<IOMetadata> IOMetadataFromList(const py::list& list) {
+  std::vector<IOMetadata> out;
+  for (py::handle item : list) {
+    py::dict d = item.cast<py::dict>();
+    IOMetadata m;
+    m.name = d["name"].cast<std::string>();
+    m.description = d.contains("description") ? d["description"].cast<std::string>() : "";
+    m.shape = d["shape"].cast<std::vector<int64_t>>();
+    m.type = static_cast<DType>(d["type"].cast<int>());
+    out.push_back(std::move(m));
+  }
+  return out;
+}
+
+// A contiguous, exported view of any bytes-like object, kept alive as the
+// base of the arrays viewing it (a memoryview pins a bytearray's size).
+struct BytesLike {
+  py::object view;
+  const uint8_t* data;
+  size_t size;
+  bool writeable;
+};
+
+BytesLike ExportBytes(py::handle object) {
+  PyObject* view = PyMemoryView_FromObject(object.ptr());
+  if (view == nullptr) throw py::error_already_set();
+  BytesLike out{py::reinterpret_steal<py::object>(view), nullptr, 0, false};
+  Py_buffer* buffer = PyMemoryView_GET_BUFFER(view);
+  if (!PyBuffer_IsContiguous(buffer, 'C')) throw py::value_error("buffer must be contiguous");
+  out.data = static_cast<const uint8_t*>(buffer->buf);
+  out.size = static_cast<size_t>(buffer->len);
+  out.writeable = buffer->readonly == 0;
+  return out;
+}
+
+Clock::time_point DeadlineAfter(double timeout_seconds) {
+  if (!(timeout_seconds > 0) || std::isinf(timeout_seconds)) return Clock::time_point::max();
+  return Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                            std::chrono::duration<double>(timeout_seconds));
+}
+
+HttpRequest MakeRequest(const std::string& url, double timeout, int retries,
+                        size_t max_response_bytes) {
+  HttpRequest request;
+  request.url = url;
+  request.deadline = DeadlineAfter(timeout);
+  request.retries = retries;
+  request.max_response_bytes = max_response_bytes;
+  return request;
+}
+
+py::list Infer(const std::string& url, const py::list& inputs, const py::list& wire_types,
+               const std::vector<std::string>& input_names,
+               const std::vector<std::string>& output_names, const py::bytes& config,
+               double timeout, int retries, size_t max_response_bytes) {
+  InferRequestSpec spec;
+  spec.inputs = ViewsOfArrays(inputs, wire_types);
+  spec.input_names = NameViews(input_names);
+  spec.output_names = NameViews(output_names);
+  std::string_view config_view = config;
+  spec.config = config_view;
+  HttpRequest request = MakeRequest(url, timeout, retries, max_response_bytes);
+
+  auto body = std::make_unique<ReceivedBody>();
+  InferResponseView answer;
+  Status status;
+  {
+    py::gil_scoped_release release;
+    EncodedMessage message;
+    status = EncodeInferRequest(spec, &message);
+    if (status.ok()) {
+      request.body = message.data();
+      request.body_size = message.size();
+      HttpResponse response;
+      status = HttpClient::Shared().Call(std::move(request), &response);
+      if (status.ok()) status = ReadInferAnswer(url, response, &answer);
+      // Moving the buffer keeps its address, so the views stay valid.
+      body->bytes = std::move(response.body);
+    }
+  }
+  RaiseIfError(status);
+  py::object owner = py::cast(std::move(body));
+  return ArraysOfViews(answer.outputs, owner, true);
+}
+
+py::dict Metadata(const std::string& url, double timeout, int retries, size_t max_response_bytes) {
+  HttpRequest request = MakeRequest(url, timeout, retries, max_response_bytes);
+  EncodedMessage message = EncodeMetadataRequest();
+  request.body = message.data();
+  request.body_size = message.size();
+  ModelMetadata metadata;
+  Status status;
+  {
+    py::gil_scoped_release release;
+    HttpResponse response;
+    status = HttpClient::Shared().Call(std::move(request), &response);
+    if (status.ok()) status = ReadMetadataAnswer(url, response, &metadata);
+  }
+  RaiseIfError(status);
+  return MetadataDict(metadata);
+}
+
+std::unique_ptr<Message> EncodeInferRequestPy(const py::list& inputs, const py::list& wire_types,
+                                              const std::vector<std::string>& input_names,
+                                              const std::vector<std::string>& output_names,
+                                              const py::bytes& config) {
+  InferRequestSpec spec;
+  spec.inputs = ViewsOfArrays(inputs, wire_types);
+  spec.input_names = NameViews(input_names);
+  spec.output_names = NameViews(output_names);
+  std::string_view config_view = config;
+  spec.config = config_view;
+  auto out = std::make_unique<Message>();
+  Status status;
+  {
+    py::gil_scoped_release release;
+    status = EncodeInferRequest(spec, &out->encoded);
+  }
+  RaiseIfError(status);
+  return out;
+}
+
+std::unique_ptr<Message> EncodeInferResponsePy(const py::list& outputs, const py::list& wire_types) {
+  std::vector<TensorView> views = ViewsOfArrays(outputs, wire_types);
+  auto out = std::make_unique<Message>();
+  Status status;
+  {
+    py::gil_scoped_release release;
+    status = EncodeInferResponse(views, &out->encoded);
+  }
+  RaiseIfError(status);
+  return out;
+}
+
+py::list DecodeInferResponsePy(py::handle data) {
+  BytesLike bytes = ExportBytes(data);
+  InferResponseView answer;
+  RaiseIfError(DecodeInferResponse(bytes.data, bytes.size, &answer));
+  if (!answer.errors.empty()) {
+    RemoteDetail detail;
+    detail.http_status = 200;
+    detail.has_error_code = true;
+    detail.error_code = answer.errors.front().code;
+    Raise(Status(Code::kInvalidArgument, answer.errors.front().message, detail));
+  }
+  return ArraysOfViews(answer.outputs, bytes.view, bytes.writeable);
+}
+
+py::dict DecodeMetadataResponsePy(py::handle data) {
+  BytesLike bytes = ExportBytes(data);
+  ModelMetadata metadata;
+  RaiseIfError(DecodeMetadataResponse(bytes.data, bytes.size, &metadata));
+  return MetadataDict(metadata);
+}
+
+// ("metadata",) or ("infer", config: bytes, input_names, inputs, output_names)
+py::tuple DecodeRequestPy(py::handle data) {
+  BytesLike bytes = ExportBytes(data);
+  RequestView request;
+  RaiseIfError(DecodeRequest(bytes.data, bytes.size, &request));
+  if (request.kind == RequestView::Kind::kMetadata) return py::make_tuple("metadata");
+  return py::make_tuple("infer", py::bytes(request.config.data(), request.config.size()),
+                        ToStrList(request.input_names),
+                        ArraysOfViews(request.inputs, bytes.view, bytes.writeable),
+                        ToStrList(request.output_names));
+}
+
+std::unique_ptr<Message> EncodeMetadataResponsePy(const py::dict& m) {
+  ModelMetadata metadata;
+  auto text = [&](const char* key) {
+    return m.contains(key) && !m[key].is_none() ? m[key].cast<std::string>() : std::string();
+  };
+  metadata.name = text("name");
+  metadata.version = text("version");
+  metadata.server = text("server");
+  metadata.description = text("description");
+  metadata.inputs = IOMetadataFromList(m["inputs"].cast<py::list>());
+  metadata.outputs = IOMetadataFromList(m["outputs"].cast<py::list>());
+  return std::make_unique<Message>(Message{EncodeMetadataResponse(metadata)});
+}
+
+}  // namespace
+}  // namespace tf_graphpipe
+
+PYBIND11_MODULE(_native, m) {
+  using namespace tf_graphpipe;  // NOLINT: module definition scope only
+  m.doc() = "tf-graphpipe's C++ codec and HTTP client (internal; use tf_graphpipe.Client).";
+
+  py::class_<Message>(m, "Message", py::buffer_protocol(),
+                      "An encoded GraphPipe flatbuffer (read-only bytes, no copy).")
+      .def_buffer([](Message& msg) {
+        return py::buffer_info(const_cast<uint8_t*>(msg.encoded.data()), 1,
+                               py::format_descriptor<uint8_t>::format(), 1,
+                               {static_cast<py::ssize_t>(msg.encoded.size())}, {1}, true);
+      })
+      .def("__len__", [](const Message& msg) { return msg.encoded.size(); })
+      .def("__bytes__", [](const Message& msg) {
+        return py::bytes(reinterpret_cast<const char*>(msg.encoded.data()), msg.encoded.size());
+      });
+
+  py::class_<ReceivedBody>(m, "ReceivedBody", py::buffer_protocol(),
+                           "A received answer body that decoded arrays view into.")
+      .def_buffer([](ReceivedBody& body) {
+        return py::buffer_info(body.bytes.data(), 1, py::format_descriptor<uint8_t>::format(), 1,
+                               {static_cast<py::ssize_t>(body.bytes.size())}, {1}, false);
+      })
+      .def("__len__", [](const ReceivedBody& body) { return body.bytes.size(); });
+
+  m.def("infer", &Infer, py::arg("url"), py::arg("inputs"), py::arg("wire_types"),
+        py::arg("input_names"), py::arg("output_names"), py::arg("config"), py::arg("timeout"),
+        py::arg("retries"), py::arg("max_response_bytes"),
+        "POST an InferRequest and decode the answer into arrays viewing its body.");
+  m.def("metadata", &Metadata, py::arg("url"), py::arg("timeout"), py::arg("retries"),
+        py::arg("max_response_bytes"), "POST a MetadataRequest; the answer as a dict.");
+  m.def("connections_opened", [] { return HttpClient::Shared().connections_opened(); },
+        "TCP connections the shared HTTP client has opened in this process.");
+
+  m.def("encode_infer_request", &EncodeInferRequestPy, py::arg("inputs"), py::arg("wire_types"),
+        py::arg("input_names"), py::arg("output_names"), py::arg("config"));
+  m.def("encode_metadata_request", [] {
+    return std::make_unique<Message>(Message{EncodeMetadataRequest()});
+  });
+  m.def("decode_infer_response", &DecodeInferResponsePy, py::arg("data"));
+  m.def("decode_metadata_response", &DecodeMetadataResponsePy, py::arg("data"));
+  m.def("decode_request", &DecodeRequestPy, py::arg("data"));
+  m.def("encode_infer_response", &EncodeInferResponsePy, py::arg("outputs"),
+        py::arg("wire_types"));
+  m.def(
+      "encode_error_response",
+      [](const std::string& message, int64_t code) {
+        return std::make_unique<Message>(Message{EncodeErrorResponse({{code, message}})});
+      },
+      py::arg("message"), py::arg("code") = 0);
+  m.def("encode_metadata_response", &EncodeMetadataResponsePy, py::arg("metadata"));
+}

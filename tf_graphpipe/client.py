@@ -1,0 +1,177 @@
+# SPDX-License-Identifier: Apache-2.0
+"""``Client``: call a GraphPipe model server from Python."""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from tf_graphpipe import _native, dtypes
+
+__all__ = ["Client"]
+
+DEFAULT_MAX_RESPONSE_BYTES = 4 << 30
+
+
+class Client:
+    """A GraphPipe client over tf-graphpipe's C++ codec and libcurl transport.
+
+    Calls share one process-wide pool of keep-alive connections, run with the
+    GIL released while bytes move, and may be made from many threads on one
+    ``Client``. Outputs are NumPy arrays viewing the received body (one copy
+    only where the peer misaligned the data); inputs are copied once, into the
+    request.
+
+    Args:
+        url: the model's URL, e.g. ``"http://127.0.0.1:9000"``.
+        timeout: seconds per call, connection included; ``None`` for no limit.
+        retries: extra attempts when the server is unavailable (connection
+            refused or reset, HTTP 503), with exponential backoff, within
+            ``timeout``.
+        max_response_bytes: answers larger than this fail with
+            ``ProtocolError`` before the memory is taken.
+
+    Raises (from every call):
+        RemoteError: the server refused the call; carries its text and status.
+        ServerUnavailable, DeadlineExceeded: no usable answer came back.
+        ProtocolError: the answer is not a valid GraphPipe message.
+        TypeError, ValueError: the arguments cannot be sent as given.
+
+    Example::
+
+        with tf_graphpipe.Client("http://127.0.0.1:9000") as client:
+            print(client.metadata()["inputs"])
+            y = client.infer(np.ones((1, 4), np.float32))
+    """
+
+    def __init__(
+        self,
+        url: str,
+        timeout: float | None = 30.0,
+        *,
+        retries: int = 2,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+    ) -> None:
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            raise ValueError(f"url must be an http:// or https:// URL, got {url!r}")
+        if timeout is not None and not timeout > 0:
+            raise ValueError(f"timeout must be a positive number of seconds or None, got {timeout!r}")
+        if retries < 0:
+            raise ValueError(f"retries must be >= 0, got {retries}")
+        self.url = url
+        self.timeout = timeout
+        self.retries = retries
+        self.max_response_bytes = max_response_bytes
+        self._closed = False
+
+    def infer(
+        self,
+        inputs: np.ndarray | Sequence[Any] | Mapping[str, Any],
+        input_names: Sequence[str] | None = None,
+        output_names: Sequence[str] | None = None,
+        config: str | bytes | None = None,
+    ) -> np.ndarray | list[np.ndarray]:
+        """Runs the model once.
+
+        Args:
+            inputs: one array; a list or tuple of arrays (several inputs); or
+                a dict name -> array (names sent in the dict's order). String
+                tensors are object arrays of ``bytes`` (``str`` and ``S``/``U``
+                arrays are sent as UTF-8 / their bytes).
+            input_names: names for positional inputs; default: the server's
+                input order.
+            output_names: outputs to return; default: all, in the server's order.
+            config: an opaque string passed to the server.
+
+        Returns:
+            One array when the model has one output, else a list of arrays.
+            String outputs are object arrays of ``bytes`` (NUL bytes intact).
+        """
+        self._check_open()
+        arrays, names = _split_inputs(inputs, input_names)
+        wire_arrays: list[np.ndarray] = []
+        wire_types: list[int] = []
+        for i, value in enumerate(arrays):
+            what = f"input {names[i]!r}" if names else f"input {i}"
+            array, wire_type = dtypes.wire_array(value, what)
+            wire_arrays.append(array)
+            wire_types.append(wire_type)
+        outputs = _native.infer(
+            self.url,
+            wire_arrays,
+            wire_types,
+            names,
+            list(output_names or []),
+            _config_bytes(config),
+            self._timeout_seconds(),
+            self.retries,
+            self.max_response_bytes,
+        )
+        return outputs[0] if len(outputs) == 1 else outputs
+
+    def metadata(self) -> dict[str, Any]:
+        """The model's metadata.
+
+        Returns:
+            ``{"name", "version", "server", "description", "inputs", "outputs"}``;
+            ``inputs`` and ``outputs`` are lists of dicts with ``name``,
+            ``description``, ``shape`` (a list, -1 for any size) and ``dtype``
+            (a ``numpy.dtype``; ``object`` for String; None if undeclared).
+        """
+        self._check_open()
+        raw = _native.metadata(self.url, self._timeout_seconds(), self.retries, self.max_response_bytes)
+        for key in ("inputs", "outputs"):
+            raw[key] = [_io_entry(entry) for entry in raw[key]]
+        return raw
+
+    def close(self) -> None:
+        """Marks the client closed. Pooled connections stay with the process
+        pool, where other clients of the same host keep using them."""
+        self._closed = True
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Client({self.url!r}, timeout={self.timeout!r})"
+
+    def _timeout_seconds(self) -> float:
+        return 0.0 if self.timeout is None else float(self.timeout)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ValueError("this Client is closed")
+
+
+def _split_inputs(
+    inputs: Any, input_names: Sequence[str] | None
+) -> tuple[list[Any], list[str]]:
+    if isinstance(inputs, Mapping):
+        if input_names is not None:
+            raise ValueError("give input names either as dict keys or as input_names, not both")
+        return list(inputs.values()), [str(k) for k in inputs.keys()]
+    arrays = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+    names = list(input_names or [])
+    if names and len(names) != len(arrays):
+        raise ValueError(f"got {len(arrays)} inputs but {len(names)} input_names")
+    return arrays, names
+
+
+def _config_bytes(config: str | bytes | None) -> bytes:
+    if config is None:
+        return b""
+    if isinstance(config, str):
+        return config.encode("utf-8")
+    if isinstance(config, bytes):
+        return config
+    raise TypeError(f"config must be str or bytes, got {type(config).__name__}")
+
+
+def _io_entry(entry: dict[str, Any]) -> dict[str, Any]:
+    type_id = entry.pop("type")
+    entry["dtype"] = dtypes.numpy_dtype(type_id) if type_id else None
+    return entry
