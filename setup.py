@@ -32,6 +32,7 @@ COMMON_FLAGS = [
     "-DFLATBUFFERS_MAX_ALIGNMENT=64",
     "-Wall",
     "-Wno-deprecated-declarations",
+    "-Wno-interference-size",  # from Eigen headers, not our code
 ]
 
 

@@ -1,5 +1,10 @@
 # SPDX-License-Identifier: Apache-2.0
-"""tf-graphpipe: remote models as nodes of TensorFlow graphs, over GraphPipe."""
+"""tf-graphpipe: remote models as nodes of TensorFlow graphs, over GraphPipe.
+
+Importing the package loads its TensorFlow op library, which registers the
+``GraphPipeCall`` op: import it before ``tf.saved_model.load`` of a model that
+calls remote servers.
+"""
 from tf_graphpipe.client import Client
 from tf_graphpipe.errors import (
     DeadlineExceeded,
@@ -9,6 +14,7 @@ from tf_graphpipe.errors import (
     ServerUnavailable,
     TransportError,
 )
+from tf_graphpipe.ops import remote_call
 
 __version__ = "0.1.0"
 
@@ -20,4 +26,5 @@ __all__ = [
     "RemoteError",
     "ServerUnavailable",
     "TransportError",
+    "remote_call",
 ]

@@ -1,0 +1,66 @@
+// SPDX-License-Identifier: Apache-2.0
+// Op registrations. Op names and attrs are a SavedModel contract: never
+// rename them; a new attr must come with a default.
+#include "tensorflow/core/framework/common_shape_fns.h"
+#include "tensorflow/core/framework/op.h"
+#include "tensorflow/core/framework/shape_inference.h"
+
+namespace tf_graphpipe {
+
+using ::tensorflow::shape_inference::InferenceContext;
+using ::tensorflow::shape_inference::ShapeHandle;
+
+// A scalar resource naming a remote model by URL. It owns no state (the
+// handle carries the URL): it exists so the call below can take a resource
+// input, which lets automatic control dependencies run calls concurrently.
+REGISTER_OP("GraphPipeEndpoint")
+    .Input("url: string")
+    .Output("endpoint: resource")
+    .SetShapeFn([](InferenceContext* c) {
+      ShapeHandle unused;
+      TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 0, &unused));
+      c->set_output(0, c->Scalar());
+      return absl::OkStatus();
+    })
+    .Doc(R"doc(
+A handle naming the GraphPipe model at `url`, for GraphPipeCall.
+)doc");
+
+// Calls a remote model. `endpoint` is a GraphPipeEndpoint handle or the
+// handle of a scalar string variable holding the URL (so a loaded SavedModel
+// can be re-pointed by assigning the variable). Stateful: it talks to the
+// network and must never be constant-folded or merged by CSE.
+REGISTER_OP("GraphPipeCall")
+    .Input("endpoint: resource")
+    .Input("inputs: Tin")
+    .Output("outputs: Tout")
+    .Attr("Tin: list(type) >= 0")
+    .Attr("Tout: list(type) >= 0")
+    .Attr("output_shapes: list(shape) = []")
+    .Attr("input_names: list(string) = []")
+    .Attr("output_names: list(string) = []")
+    .Attr("config: string = ''")
+    .Attr("timeout_seconds: float = 30.0")
+    .Attr("retries: int = 2")
+    .Attr("protocol: string = 'graphpipe'")
+    .SetIsStateful()
+    .SetShapeFn([](InferenceContext* c) {
+      std::vector<tensorflow::PartialTensorShape> shapes;
+      TF_RETURN_IF_ERROR(c->GetAttr("output_shapes", &shapes));
+      if (shapes.empty()) return tensorflow::shape_inference::UnknownShape(c);
+      if (static_cast<int>(shapes.size()) != c->num_outputs()) {
+        return absl::InvalidArgumentError(
+            "output_shapes has " + std::to_string(shapes.size()) +
+            " entries but Tout has " + std::to_string(c->num_outputs()));
+      }
+      for (int i = 0; i < c->num_outputs(); ++i) {
+        ShapeHandle shape;
+        TF_RETURN_IF_ERROR(c->MakeShapeFromPartialTensorShape(shapes[i], &shape));
+        c->set_output(i, shape);
+      }
+      return absl::OkStatus();
+    })
+    // Error classes: see tf_graphpipe/ops.py and cc/core/graphpipe_answer.h.
+    .Doc("Runs the remote GraphPipe model named by `endpoint` on `inputs`, asynchronously.");
+
+}  // namespace tf_graphpipe
