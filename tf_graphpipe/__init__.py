@@ -14,7 +14,9 @@ from tf_graphpipe.errors import (
     ServerUnavailable,
     TransportError,
 )
+from tf_graphpipe.layers import GraphPipeLayer
 from tf_graphpipe.ops import remote_call
+from tf_graphpipe.url_variables import make_url_variable, repoint
 
 __version__ = "0.1.0"
 
@@ -22,9 +24,12 @@ __all__ = [
     "Client",
     "DeadlineExceeded",
     "GraphPipeError",
+    "GraphPipeLayer",
     "ProtocolError",
     "RemoteError",
     "ServerUnavailable",
     "TransportError",
+    "make_url_variable",
     "remote_call",
+    "repoint",
 ]

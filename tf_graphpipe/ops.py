@@ -7,6 +7,7 @@ from typing import Any
 
 import tensorflow as tf
 from tensorflow.python.framework import auto_control_deps_utils
+from tensorflow.python.ops import resource_variable_ops
 
 from tf_graphpipe import _loader, dtypes
 
@@ -44,6 +45,10 @@ def _endpoint(url: str | tf.Tensor | tf.Variable) -> tf.Tensor:
     if isinstance(url, tf.Variable):
         if url.dtype != tf.string:
             raise TypeError(f"a URL variable must hold a tf.string, got {url.dtype.name}")
+        # The op reads the variable through its handle. Recording the access
+        # makes the enclosing function list the variable among those it uses,
+        # which is how SavedModel exports (Keras' included) find and save it.
+        resource_variable_ops.variable_accessed(url)
         return url.handle
     if isinstance(url, str) and not url.startswith(("http://", "https://")):
         raise ValueError(f"url must be an http:// or https:// URL, got {url!r}")

@@ -1,0 +1,198 @@
+# SPDX-License-Identifier: Apache-2.0
+"""``GraphPipeLayer``: a remote GraphPipe model as one layer of a Keras 3 model."""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import keras
+import tensorflow as tf
+
+from tf_graphpipe import errors
+from tf_graphpipe.client import Client
+from tf_graphpipe.ops import remote_call
+from tf_graphpipe.url_variables import make_url_variable
+
+__all__ = ["GraphPipeLayer"]
+
+
+@keras.saving.register_keras_serializable(package="tf_graphpipe")
+class GraphPipeLayer(keras.layers.Layer):
+    """Calls the GraphPipe model at ``url`` as a layer.
+
+    The layer has no trainable weights and no gradient flows through it: a
+    local head on top of it trains with ``fit`` while the remote part stays
+    frozen. Its URL lives in a string variable the layer owns, so a saved and
+    reloaded model can be re-pointed with ``tf_graphpipe.repoint``.
+
+    Args:
+        url: the model server's URL.
+        input_names: names to send with the inputs; default: the server's
+            input order (or the keys when the layer is called on a dict).
+        output_names: outputs to request; default: all, in the server's order.
+        output_dtypes: one dtype per output. With ``output_shapes``, given
+            explicitly the layer never touches the network until it is called;
+            left out, the layer asks the server's metadata once, when built.
+        output_shapes: one shape per output, batch dimension included, ``None``
+            for unknown dims.
+        timeout: seconds per call, retries included.
+        retries: extra attempts when the server is unavailable.
+        config: an opaque string sent to the server with every call.
+        **kwargs: ``keras.layers.Layer`` arguments (``name``...).
+
+    Called on one tensor, a list of tensors, or a dict name -> tensor; returns
+    one tensor for one output, else a list.
+
+    Raises:
+        ValueError: at build time, when metadata is needed and the server at
+            ``url`` cannot be reached or does not declare its output dtypes.
+
+    Example::
+
+        inputs = keras.Input((224, 224, 3))
+        x = keras.layers.Rescaling(1 / 255)(inputs)
+        features = tf_graphpipe.GraphPipeLayer("http://127.0.0.1:9000")(x)
+        outputs = keras.layers.Dense(10)(keras.layers.Flatten()(features))
+        model = keras.Model(inputs, outputs)
+    """
+
+    def __init__(
+        self,
+        url: str,
+        input_names: Sequence[str] | None = None,
+        output_names: Sequence[str] | None = None,
+        output_dtypes: Sequence[Any] | None = None,
+        output_shapes: Sequence[Sequence[int | None] | None] | None = None,
+        timeout: float | None = 30.0,
+        retries: int = 2,
+        config: str = "",
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("trainable", False)
+        super().__init__(**kwargs)
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            raise ValueError(f"url must be an http:// or https:// URL, got {url!r}")
+        self.input_names = list(input_names) if input_names is not None else None
+        self.output_names = list(output_names) if output_names is not None else None
+        self.output_dtypes = [tf.as_dtype(d).name for d in output_dtypes] if output_dtypes is not None else None
+        self.output_shapes = (
+            [None if s is None else [None if d is None or d < 0 else int(d) for d in s] for s in output_shapes]
+            if output_shapes is not None
+            else None
+        )
+        if self.output_dtypes is not None and self.output_shapes is not None:
+            if len(self.output_dtypes) != len(self.output_shapes):
+                raise ValueError(
+                    f"output_shapes has {len(self.output_shapes)} entries but output_dtypes has "
+                    f"{len(self.output_dtypes)}"
+                )
+        self.timeout = timeout
+        self.retries = retries
+        self.config = config
+        # Keras must never XLA-compile a step around a network call.
+        self.supports_jit = False
+        self.url_variable = make_url_variable(url)
+
+    @property
+    def url(self) -> str:
+        """The URL the layer calls now (after any re-point)."""
+        return self.url_variable.numpy().decode("utf-8")
+
+    def repoint(self, url: str) -> None:
+        """Calls ``url`` from now on, also inside already traced functions."""
+        if not url.startswith(("http://", "https://")):
+            raise ValueError(f"url must be an http:// or https:// URL, got {url!r}")
+        self.url_variable.assign(url)
+
+    def build(self, input_shape: Any = None) -> None:
+        self._discover_outputs()
+        self.built = True
+
+    def call(self, inputs: Any) -> tf.Tensor | list[tf.Tensor]:
+        self._discover_outputs()
+        tensors, names = self._flatten_inputs(inputs)
+        outputs = remote_call(
+            self.url_variable,
+            tensors,
+            output_dtypes=self.output_dtypes,
+            output_shapes=self.output_shapes,
+            input_names=names,
+            output_names=self.output_names,
+            config=self.config,
+            timeout=self.timeout,
+            retries=self.retries,
+        )
+        return outputs[0] if len(outputs) == 1 else list(outputs)
+
+    def compute_output_spec(self, inputs: Any) -> Any:
+        self._discover_outputs()
+        specs = [
+            keras.KerasTensor(self._output_shape(i), dtype=dtype)
+            for i, dtype in enumerate(self.output_dtypes)
+        ]
+        return specs[0] if len(specs) == 1 else specs
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
+        self._discover_outputs()
+        shapes = [self._output_shape(i) for i in range(len(self.output_dtypes))]
+        return shapes[0] if len(shapes) == 1 else shapes
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update(
+            url=self.url,
+            input_names=self.input_names,
+            output_names=self.output_names,
+            output_dtypes=self.output_dtypes,
+            output_shapes=self.output_shapes,
+            timeout=self.timeout,
+            retries=self.retries,
+            config=self.config,
+        )
+        config.pop("trainable", None)
+        return config
+
+    def _output_shape(self, index: int) -> tuple[int | None, ...] | None:
+        if self.output_shapes is None or self.output_shapes[index] is None:
+            return None
+        return tuple(self.output_shapes[index])
+
+    def _flatten_inputs(self, inputs: Any) -> tuple[list[Any], list[str] | None]:
+        if isinstance(inputs, Mapping):
+            names = self.input_names or list(inputs.keys())
+            missing = [n for n in names if n not in inputs]
+            if missing:
+                raise ValueError(f"inputs dict lacks {missing}; it has {list(inputs.keys())}")
+            return [inputs[n] for n in names], names
+        tensors = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+        return tensors, self.input_names
+
+    def _discover_outputs(self) -> None:
+        """Fills output dtypes/shapes from the server's metadata, once."""
+        if self.output_dtypes is not None and self.output_shapes is not None:
+            return
+        url = self.url
+        try:
+            metadata = Client(url, timeout=self.timeout, retries=self.retries).metadata()
+        except errors.GraphPipeError as exc:
+            raise ValueError(
+                f"GraphPipeLayer could not read the metadata of {url} to learn its output "
+                f"dtypes and shapes: {exc}. Start the server, or pass output_dtypes and "
+                "output_shapes to build the layer offline."
+            ) from exc
+        outputs = metadata["outputs"]
+        if self.output_names is not None:
+            by_name = {o["name"]: o for o in outputs}
+            unknown = [n for n in self.output_names if n not in by_name]
+            if unknown:
+                raise ValueError(f"{url} has no outputs named {unknown}; it has {list(by_name)}")
+            outputs = [by_name[n] for n in self.output_names]
+        if self.output_dtypes is None:
+            undeclared = [o["name"] for o in outputs if o["dtype"] is None]
+            if undeclared:
+                raise ValueError(
+                    f"{url} does not declare the dtype of outputs {undeclared}: pass output_dtypes"
+                )
+            self.output_dtypes = ["string" if o["dtype"] == object else o["dtype"].name for o in outputs]
+        if self.output_shapes is None:
+            self.output_shapes = [[None if d < 0 else int(d) for d in o["shape"]] for o in outputs]
