@@ -15,12 +15,14 @@ __all__ = ["remote_call"]
 
 _ops = _loader.load_ops()
 
-# The call is stateful (it must never be constant-folded or merged by CSE),
-# and inside tf.function automatic control dependencies chain stateful ops in
-# program order, which would serialise a fan-out of remote calls. Declaring
-# its resource input (the endpoint or URL variable) read-only tells them that
-# calls do not depend on each other, so they run concurrently; writes to a URL
-# variable (a re-point) are still ordered against them.
+# The call is stateful: it must never be constant-folded or merged by CSE.
+# Inside tf.function, automatic control dependencies chain stateful ops that
+# touch no resource in program order, which would serialise a fan-out of
+# remote calls; ops with resource inputs are ordered per resource instead.
+# So the op takes one (its endpoint, or the variable holding its URL), and
+# declares it read-only: calls sharing a URL variable then run concurrently,
+# while an assignment to the variable (a re-point) stays ordered against them.
+# tests/test_remote_op.py::test_fan_out_* fails without this line.
 auto_control_deps_utils.register_read_only_resource_op("GraphPipeCall")
 
 # No gradient flows through a remote model: the tape treats its outputs as
