@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "cc/core/byte_buffer.h"
+#include "cc/core/bytes_span.h"
 #include "cc/core/status.h"
 
 namespace tf_graphpipe {
@@ -33,9 +34,9 @@ using Clock = std::chrono::steady_clock;
 struct HttpRequest {
   std::string url;
   bool post = true;  // false: GET
-  // The body is not copied: the caller keeps it alive until the callback.
-  const uint8_t* body = nullptr;
-  size_t body_size = 0;
+  // The body, in parts sent in order (scatter-gather). Not copied: the
+  // caller keeps every part alive until the callback.
+  std::vector<BytesSpan> body;
   std::string content_type = "application/octet-stream";
   std::vector<std::string> extra_headers;  // "Name: value"
   Clock::time_point deadline = Clock::time_point::max();

@@ -75,12 +75,14 @@ class GraphPipeCallOp : public tf::AsyncOpKernel {
       OP_REQUIRES_OK_ASYNC(
           ctx, ViewOfTensor(inputs[i], "input " + std::to_string(i), &spec.inputs[i]), done);
     }
-    OP_REQUIRES_OK_ASYNC(ctx, ToTfStatus(EncodeInferRequest(spec, &call->request)), done);
+    // Large inputs are referenced, not copied: TensorFlow keeps an async
+    // kernel's inputs alive until done() runs.
+    OP_REQUIRES_OK_ASYNC(
+        ctx, ToTfStatus(EncodeInferRequest(spec, TensorBytes::kReference, &call->request)), done);
 
     HttpRequest request;
     request.url = call->url;
-    request.body = call->request.data();
-    request.body_size = call->request.size();
+    request.body = call->request.Parts();
     request.retries = retries_;
     if (timeout_seconds_ > 0) {
       request.deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(
