@@ -89,6 +89,8 @@ class Client:
             String outputs are object arrays of ``bytes`` (NUL bytes intact).
         """
         self._check_open()
+        _check_names("input_names", input_names)
+        _check_names("output_names", output_names)
         arrays, names = _split_inputs(inputs, input_names)
         wire_arrays: list[np.ndarray] = []
         wire_types: list[int] = []
@@ -159,6 +161,11 @@ def _split_inputs(
     if names and len(names) != len(arrays):
         raise ValueError(f"got {len(arrays)} inputs but {len(names)} input_names")
     return arrays, names
+
+
+def _check_names(argument: str, names: object) -> None:
+    if isinstance(names, (str, bytes)):
+        raise TypeError(f"{argument} must be a list of names, got the single string {names!r}")
 
 
 def _config_bytes(config: str | bytes | None) -> bytes:

@@ -72,10 +72,10 @@ def wire_array(value: object, what: str = "input") -> tuple[np.ndarray, int]:
     array = value if isinstance(value, np.ndarray) else np.asarray(value)
     kind = array.dtype.kind
     if kind in "SU":
-        return np.ascontiguousarray(array.astype(object)), STRING
+        return _c_contiguous(array.astype(object)), STRING
     if kind == "O":
-        return np.ascontiguousarray(array), STRING
-    wire = _BY_NUMPY.get(array.dtype.newbyteorder("=")) if array.dtype.byteorder != "|" else _BY_NUMPY.get(array.dtype)
+        return _c_contiguous(array), STRING
+    wire = _BY_NUMPY.get(array.dtype.newbyteorder("=") if array.dtype.byteorder != "|" else array.dtype)
     if wire is None:
         raise TypeError(
             f"{what}: dtype {array.dtype} has no GraphPipe wire type "
@@ -83,4 +83,9 @@ def wire_array(value: object, what: str = "input") -> tuple[np.ndarray, int]:
         )
     if array.dtype.byteorder == ">":
         array = array.astype(array.dtype.newbyteorder("<"))
-    return np.ascontiguousarray(array), wire.id
+    return _c_contiguous(array), wire.id
+
+
+def _c_contiguous(array: np.ndarray) -> np.ndarray:
+    # Not np.ascontiguousarray: it turns a rank-0 array into shape (1,).
+    return array if array.flags.c_contiguous else np.array(array, order="C")

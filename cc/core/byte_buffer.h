@@ -14,11 +14,18 @@
 #include <new>
 #include <utility>
 
+#include <sys/mman.h>
+
 namespace tf_graphpipe {
 
 class ByteBuffer {
  public:
   static constexpr size_t kAlignment = 64;
+  // Buffers this large are aligned to, and asked to be backed by, 2 MiB huge
+  // pages: a fresh 4 KiB-page buffer costs a page fault every 4 KiB, which
+  // for a 77 MB body took longer than copying it.
+  static constexpr size_t kHugePage = size_t{2} << 20;
+  static constexpr size_t kHugeThreshold = size_t{4} << 20;
 
   ByteBuffer() = default;
   ~ByteBuffer() { std::free(data_); }
@@ -44,9 +51,11 @@ class ByteBuffer {
   // cannot be had; the buffer is then unchanged.
   bool Reserve(size_t capacity) {
     if (capacity <= capacity_) return true;
-    size_t rounded = (capacity + kAlignment - 1) / kAlignment * kAlignment;
-    auto* grown = static_cast<uint8_t*>(std::aligned_alloc(kAlignment, rounded));
+    const size_t alignment = capacity >= kHugeThreshold ? kHugePage : kAlignment;
+    size_t rounded = (capacity + alignment - 1) / alignment * alignment;
+    auto* grown = static_cast<uint8_t*>(std::aligned_alloc(alignment, rounded));
     if (grown == nullptr) return false;
+    if (alignment == kHugePage) madvise(grown, rounded, MADV_HUGEPAGE);  // advisory
     if (size_ > 0) std::memcpy(grown, data_, size_);
     std::free(data_);
     data_ = grown;

@@ -25,6 +25,18 @@ static_assert(static_cast<int>(DType::kString) == graphpipe::Type_String &&
 // EIGEN_MAX_ALIGN_BYTES, which lets TF adopt NumPy memory without a copy.
 // The build defines FLATBUFFERS_MAX_ALIGNMENT=64 to allow it.
 constexpr size_t kDataAlignment = 64;
+
+// Smaller payloads are copied even when referencing is allowed: an extra part
+// in a scatter-gather send costs more than copying a few kilobytes.
+constexpr size_t kMinReferencedBytes = 64 * 1024;
+
+// References recorded while building, as distances from the end of the
+// buffer (the builder writes back to front; the final size is not known yet).
+struct PendingReference {
+  size_t from_end;
+  const uint8_t* data;
+  size_t size;
+};
 static_assert(FLATBUFFERS_MAX_ALIGNMENT >= kDataAlignment,
               "build with -DFLATBUFFERS_MAX_ALIGNMENT=64");
 
@@ -37,17 +49,28 @@ std::string ShapeString(const std::vector<int64_t>& shape) {
   return s + "]";
 }
 
-// prod(shape) with every dimension >= 0; false on a negative dimension or
-// overflow past 2^62 (far beyond any buffer a flatbuffer can hold).
+// NumPy's limit, and far more than any model uses; TensorFlow allows 254.
+constexpr size_t kMaxRank = 64;
+
+// prod(shape). False for a negative dimension, a rank over kMaxRank, or
+// non-zero dimensions whose product passes 2^59: even a tensor with a zero
+// dimension must be one NumPy and TensorFlow can describe (their byte sizes
+// are products of the dimensions and must fit in 63 bits).
 bool CountElements(const std::vector<int64_t>& shape, int64_t* count) {
-  constexpr int64_t kMax = int64_t{1} << 62;
-  int64_t n = 1;
+  constexpr int64_t kMax = int64_t{1} << 59;
+  if (shape.size() > kMaxRank) return false;
+  int64_t nonzero = 1;
+  bool empty = false;
   for (int64_t d : shape) {
     if (d < 0) return false;
-    if (d != 0 && n > kMax / d) return false;
-    n *= d;
+    if (d == 0) {
+      empty = true;
+      continue;
+    }
+    if (nonzero > kMax / d) return false;
+    nonzero *= d;
   }
-  *count = n;
+  *count = empty ? 0 : nonzero;
   return true;
 }
 
@@ -116,8 +139,10 @@ fb::Offset<fb::Vector<fb::Offset<fb::String>>> WriteStrings(
 
 // Always writes `shape` and `data`, and `string_val` for strings: the
 // reference Python decoder crashes when they are absent.
-fb::Offset<graphpipe::Tensor> WriteTensor(fb::FlatBufferBuilder& b,
-                                          const TensorView& t) {
+// With `references` set, large payloads leave a hole in the buffer and are
+// recorded there instead of copied.
+fb::Offset<graphpipe::Tensor> WriteTensor(fb::FlatBufferBuilder& b, const TensorView& t,
+                                          std::vector<PendingReference>* references) {
   fb::Offset<fb::Vector<fb::Offset<fb::String>>> strings;
   fb::Offset<fb::Vector<uint8_t>> data;
   if (t.type == DType::kString) {
@@ -127,7 +152,12 @@ fb::Offset<graphpipe::Tensor> WriteTensor(fb::FlatBufferBuilder& b,
     uint8_t* destination = nullptr;
     data = fb::Offset<fb::Vector<uint8_t>>(b.CreateUninitializedVector(
         t.nbytes, 1, kDataAlignment, &destination));
-    if (t.nbytes > 0) std::memcpy(destination, t.data, t.nbytes);
+    if (references != nullptr && t.nbytes >= kMinReferencedBytes) {
+      // The payload starts right after the vector's 4-byte length prefix.
+      references->push_back({b.GetSize() - sizeof(fb::uoffset_t), t.data, t.nbytes});
+    } else if (t.nbytes > 0) {
+      std::memcpy(destination, t.data, t.nbytes);
+    }
   }
   auto shape = b.CreateVector(t.shape);
   graphpipe::TensorBuilder tensor(b);
@@ -182,7 +212,8 @@ Status ReadTensor(const graphpipe::Tensor* t, const std::string& what,
   out->shape = ReadShape(t->shape());
   int64_t n = 0;
   if (!CountElements(out->shape, &n)) {
-    return Malformed(what + " has invalid shape " + ShapeString(out->shape));
+    return Malformed(what + " has invalid shape " + ShapeString(out->shape) +
+                     " (negative, rank over 64, or too many elements)");
   }
   const size_t data_size = t->data() == nullptr ? 0 : t->data()->size();
   if (out->type == DType::kString) {
@@ -200,7 +231,7 @@ Status ReadTensor(const graphpipe::Tensor* t, const std::string& what,
       data_size != static_cast<size_t>(n) * itemsize) {
     return Malformed(what + ": shape " + ShapeString(out->shape) + " of " +
                      DTypeName(out->type) + " needs " +
-                     (static_cast<uint64_t>(n) > (uint64_t{1} << 62) / itemsize
+                     (static_cast<uint64_t>(n) > (uint64_t{1} << 59) / itemsize
                           ? std::string("more than 2^62")
                           : std::to_string(n * static_cast<int64_t>(itemsize))) +
                      " bytes, data holds " + std::to_string(data_size));
@@ -210,14 +241,26 @@ Status ReadTensor(const graphpipe::Tensor* t, const std::string& what,
   return Status::Ok();
 }
 
+// Reads every tensor, then refuses a message whose tensors claim more bytes
+// than it holds. Flatbuffers let many offsets share one string or tensor;
+// no honest writer does that, and decoding it would turn a small buffer into
+// an arbitrarily large allocation.
 Status ReadTensors(const fb::Vector<fb::Offset<graphpipe::Tensor>>* tensors,
-                   const char* role, std::vector<TensorView>* out) {
+                   const char* role, size_t buffer_size, std::vector<TensorView>* out) {
   out->clear();
   if (tensors == nullptr) return Status::Ok();
   out->resize(tensors->size());
+  size_t claimed = 0;
   for (fb::uoffset_t i = 0; i < tensors->size(); ++i) {
-    TF_GRAPHPIPE_RETURN_IF_ERROR(ReadTensor(
-        tensors->Get(i), std::string(role) + " " + std::to_string(i), &(*out)[i]));
+    TensorView& view = (*out)[i];
+    TF_GRAPHPIPE_RETURN_IF_ERROR(
+        ReadTensor(tensors->Get(i), std::string(role) + " " + std::to_string(i), &view));
+    claimed += view.nbytes;
+    for (std::string_view s : view.strings) claimed += s.size() + sizeof(fb::uoffset_t);
+    if (claimed > buffer_size) {
+      return Malformed(std::string(role) + " tensors claim more bytes than the " +
+                       std::to_string(buffer_size) + "-byte message holds (shared offsets)");
+    }
   }
   return Status::Ok();
 }
@@ -256,13 +299,22 @@ fb::Offset<fb::Vector<fb::Offset<graphpipe::IOMetadata>>> WriteIOMetadata(
   return b.CreateVector(offsets);
 }
 
-EncodedMessage Finish(fb::FlatBufferBuilder& b) {
-  return EncodedMessage(b.Release());
+EncodedMessage Finish(fb::FlatBufferBuilder& b,
+                      const std::vector<PendingReference>& pending = {}) {
+  const size_t size = b.GetSize();
+  std::vector<EncodedMessage::Reference> references;
+  references.reserve(pending.size());
+  // Recorded back to front: the last one recorded sits first in the buffer.
+  for (auto it = pending.rbegin(); it != pending.rend(); ++it) {
+    references.push_back({size - it->from_end, it->data, it->size});
+  }
+  return EncodedMessage(b.Release(), std::move(references));
 }
 
 }  // namespace
 
-Status EncodeInferRequest(const InferRequestSpec& spec, EncodedMessage* out) {
+Status EncodeInferRequest(const InferRequestSpec& spec, TensorBytes bytes,
+                          EncodedMessage* out) {
   size_t estimate = 256 + spec.config.size() + NamesFootprint(spec.input_names) +
                     NamesFootprint(spec.output_names);
   for (size_t i = 0; i < spec.inputs.size(); ++i) {
@@ -272,9 +324,12 @@ Status EncodeInferRequest(const InferRequestSpec& spec, EncodedMessage* out) {
   }
   TF_GRAPHPIPE_RETURN_IF_ERROR(CheckMessageSize(estimate));
   fb::FlatBufferBuilder b(estimate);
+  std::vector<PendingReference> references;
+  std::vector<PendingReference>* referencing =
+      bytes == TensorBytes::kReference ? &references : nullptr;
   std::vector<fb::Offset<graphpipe::Tensor>> tensors;
   tensors.reserve(spec.inputs.size());
-  for (const TensorView& t : spec.inputs) tensors.push_back(WriteTensor(b, t));
+  for (const TensorView& t : spec.inputs) tensors.push_back(WriteTensor(b, t, referencing));
   auto tensors_vector = b.CreateVector(tensors);
   auto config = b.CreateString(spec.config.data(), spec.config.size());
   auto input_names = WriteStrings(b, spec.input_names);
@@ -283,7 +338,7 @@ Status EncodeInferRequest(const InferRequestSpec& spec, EncodedMessage* out) {
                                              tensors_vector, output_names);
   b.Finish(graphpipe::CreateRequest(b, graphpipe::Req_InferRequest,
                                     infer.Union()));
-  *out = Finish(b);
+  *out = Finish(b, references);
   return Status::Ok();
 }
 
@@ -308,7 +363,7 @@ Status DecodeInferResponse(const uint8_t* buffer, size_t size,
       out->errors.push_back({e->code(), std::string(ReadBytes(e->message()))});
     }
   }
-  return ReadTensors(response->output_tensors(), "output", &out->outputs);
+  return ReadTensors(response->output_tensors(), "output", size, &out->outputs);
 }
 
 Status DecodeMetadataResponse(const uint8_t* buffer, size_t size,
@@ -342,7 +397,7 @@ Status DecodeRequest(const uint8_t* buffer, size_t size, RequestView* out) {
       out->config = ReadBytes(infer->config());
       out->input_names = ReadStrings(infer->input_names());
       out->output_names = ReadStrings(infer->output_names());
-      return ReadTensors(infer->input_tensors(), "input", &out->inputs);
+      return ReadTensors(infer->input_tensors(), "input", size, &out->inputs);
     }
     default:
       return Malformed("request type " +
@@ -363,7 +418,7 @@ Status EncodeInferResponse(const std::vector<TensorView>& outputs,
   fb::FlatBufferBuilder b(estimate);
   std::vector<fb::Offset<graphpipe::Tensor>> tensors;
   tensors.reserve(outputs.size());
-  for (const TensorView& t : outputs) tensors.push_back(WriteTensor(b, t));
+  for (const TensorView& t : outputs) tensors.push_back(WriteTensor(b, t, nullptr));
   auto tensors_vector = b.CreateVector(tensors);
   // An empty `errors` vector, as the reference Python server writes.
   auto errors = b.CreateVector(std::vector<fb::Offset<graphpipe::Error>>());

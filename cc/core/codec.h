@@ -2,8 +2,10 @@
 // The GraphPipe codec: builds the flatbuffers a client sends and a server
 // answers, and verifies + decodes what arrives from the network into views.
 //
-// Encoders copy tensor bytes exactly once, into a message sized up front.
-// Decoders never copy tensor bytes: the views they return point into the
+// Encoders write into a message sized up front. With TensorBytes::kCopy they
+// copy tensor bytes exactly once; with kReference, tensors of 64 KiB or more
+// are referenced, not copied (see EncodedMessage), and are read only when the
+// message is sent. Decoders never copy tensor bytes: the views they return point into the
 // buffer that was passed in, which the caller keeps alive. Every decoder
 // verifies the whole buffer first (bounds of every table, vector and string,
 // and len(data) == prod(shape) * itemsize) and returns kDataLoss for anything
@@ -26,6 +28,12 @@
 
 namespace tf_graphpipe {
 
+// How an encoder treats large tensor payloads.
+enum class TensorBytes {
+  kCopy,       // the message owns every byte
+  kReference,  // the caller keeps the tensors alive while the message is used
+};
+
 // ---- what a client sends ----
 
 struct InferRequestSpec {
@@ -37,7 +45,8 @@ struct InferRequestSpec {
 
 // kInvalidArgument when a view is inconsistent (bytes vs shape, Null type).
 // The request always writes every vector, as the reference client does.
-Status EncodeInferRequest(const InferRequestSpec& spec, EncodedMessage* out);
+Status EncodeInferRequest(const InferRequestSpec& spec, TensorBytes bytes,
+                          EncodedMessage* out);
 EncodedMessage EncodeMetadataRequest();
 
 // ---- what a server answers ----

@@ -17,7 +17,10 @@ std::string BodyText(const HttpResponse& response) {
     text.remove_suffix(1);
   }
   if (text.size() > kMaxErrorText) {
-    return std::string(text.substr(0, kMaxErrorText)) + "... (" +
+    size_t cut = kMaxErrorText;
+    // Step back over UTF-8 continuation bytes so a character is not split.
+    while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;
+    return std::string(text.substr(0, cut)) + "... (" +
            std::to_string(text.size()) + " bytes)";
   }
   return std::string(text);

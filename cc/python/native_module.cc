@@ -23,11 +23,19 @@ namespace py = pybind11;
 namespace tf_graphpipe {
 namespace {
 
+// Text that came from the network: invalid UTF-8 is replaced, not raised.
+py::str Utf8(std::string_view text) {
+  PyObject* decoded =
+      PyUnicode_DecodeUTF8(text.data(), static_cast<Py_ssize_t>(text.size()), "replace");
+  if (decoded == nullptr) throw py::error_already_set();
+  return py::reinterpret_steal<py::str>(decoded);
+}
+
 [[noreturn]] void Raise(const Status& status) {
   const RemoteDetail& remote = status.remote();
   py::object error = py::module_::import("tf_graphpipe.errors")
                          .attr("_from_native")(
-                             static_cast<int>(status.code()), status.message(),
+                             static_cast<int>(status.code()), Utf8(status.message()),
                              remote.http_status,
                              remote.has_error_code ? py::object(py::int_(remote.error_code))
                                                    : py::object(py::none()));
@@ -55,10 +63,7 @@ std::vector<std::string_view> NameViews(const std::vector<std::string>& names) {
 
 py::list ToStrList(const std::vector<std::string_view>& items) {
   py::list out;
-  for (std::string_view s : items) {
-    out.append(py::reinterpret_steal<py::str>(
-        PyUnicode_DecodeUTF8(s.data(), static_cast<Py_ssize_t>(s.size()), "replace")));
-  }
+  for (std::string_view s : items) out.append(Utf8(s));
   return out;
 }
 
@@ -72,8 +77,8 @@ py::list IOMetadataList(const std::vector<IOMetadata>& list) {
   py::list out;
   for (const IOMetadata& m : list) {
     py::dict entry;
-    entry["name"] = m.name;
-    entry["description"] = m.description;
+    entry["name"] = Utf8(m.name);
+    entry["description"] = Utf8(m.description);
     entry["shape"] = m.shape;
     entry["type"] = static_cast<int>(m.type);
     out.append(entry);
@@ -83,10 +88,10 @@ py::list IOMetadataList(const std::vector<IOMetadata>& list) {
 
 py::dict MetadataDict(const ModelMetadata& m) {
   py::dict out;
-  out["name"] = m.name;
-  out["version"] = m.version;
-  out["server"] = m.server;
-  out["description"] = m.description;
+  out["name"] = Utf8(m.name);
+  out["version"] = Utf8(m.version);
+  out["server"] = Utf8(m.server);
+  out["description"] = Utf8(m.description);
   out["inputs"] = IOMetadataList(m.inputs);
   out["outputs"] = IOMetadataList(m.outputs);
   return out;
@@ -161,10 +166,11 @@ py::list Infer(const std::string& url, const py::list& inputs, const py::list& w
   {
     py::gil_scoped_release release;
     EncodedMessage message;
-    status = EncodeInferRequest(spec, &message);
+    // Large inputs are referenced, not copied: the arrays stay alive in the
+    // caller's list for the whole call, and are sent straight from NumPy.
+    status = EncodeInferRequest(spec, TensorBytes::kReference, &message);
     if (status.ok()) {
-      request.body = message.data();
-      request.body_size = message.size();
+      request.body = message.Parts();
       HttpResponse response;
       status = HttpClient::Shared().Call(std::move(request), &response);
       if (status.ok()) status = ReadInferAnswer(url, response, &answer);
@@ -180,8 +186,7 @@ py::list Infer(const std::string& url, const py::list& inputs, const py::list& w
 py::dict Metadata(const std::string& url, double timeout, int retries, size_t max_response_bytes) {
   HttpRequest request = MakeRequest(url, timeout, retries, max_response_bytes);
   EncodedMessage message = EncodeMetadataRequest();
-  request.body = message.data();
-  request.body_size = message.size();
+  request.body = message.Parts();
   ModelMetadata metadata;
   Status status;
   {
@@ -208,7 +213,7 @@ std::unique_ptr<Message> EncodeInferRequestPy(const py::list& inputs, const py::
   Status status;
   {
     py::gil_scoped_release release;
-    status = EncodeInferRequest(spec, &out->encoded);
+    status = EncodeInferRequest(spec, TensorBytes::kCopy, &out->encoded);
   }
   RaiseIfError(status);
   return out;
