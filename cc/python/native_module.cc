@@ -48,8 +48,21 @@ void RaiseIfError(const Status& status) {
 }
 
 // An encoded flatbuffer handed to Python: read-only bytes, no copy.
+// An encoded flatbuffer handed to Python. A message encoded with
+// copy=False references its large inputs (kept alive in `keepalive`) and is
+// flattened on first access to its bytes.
 struct Message {
   EncodedMessage encoded;
+  py::object keepalive;
+
+  const EncodedMessage& Bytes() {
+    if (!encoded.contiguous()) {
+      py::gil_scoped_release release;
+      encoded.Flatten();
+    }
+    keepalive = py::none();
+    return encoded;
+  }
 };
 
 // A received body that decoded arrays view into.
@@ -202,7 +215,7 @@ py::dict Metadata(const std::string& url, double timeout, int retries, size_t ma
 std::unique_ptr<Message> EncodeInferRequestPy(const py::list& inputs, const py::list& wire_types,
                                               const std::vector<std::string>& input_names,
                                               const std::vector<std::string>& output_names,
-                                              const py::bytes& config) {
+                                              const py::bytes& config, bool copy) {
   InferRequestSpec spec;
   spec.inputs = ViewsOfArrays(inputs, wire_types);
   spec.input_names = NameViews(input_names);
@@ -213,9 +226,11 @@ std::unique_ptr<Message> EncodeInferRequestPy(const py::list& inputs, const py::
   Status status;
   {
     py::gil_scoped_release release;
-    status = EncodeInferRequest(spec, TensorBytes::kCopy, &out->encoded);
+    status = EncodeInferRequest(spec, copy ? TensorBytes::kCopy : TensorBytes::kReference,
+                                &out->encoded);
   }
   RaiseIfError(status);
+  if (!out->encoded.contiguous()) out->keepalive = inputs;
   return out;
 }
 
@@ -288,13 +303,18 @@ PYBIND11_MODULE(_native, m) {
   py::class_<Message>(m, "Message", py::buffer_protocol(),
                       "An encoded GraphPipe flatbuffer (read-only bytes, no copy).")
       .def_buffer([](Message& msg) {
-        return py::buffer_info(const_cast<uint8_t*>(msg.encoded.data()), 1,
+        const EncodedMessage& bytes = msg.Bytes();
+        return py::buffer_info(const_cast<uint8_t*>(bytes.data()), 1,
                                py::format_descriptor<uint8_t>::format(), 1,
-                               {static_cast<py::ssize_t>(msg.encoded.size())}, {1}, true);
+                               {static_cast<py::ssize_t>(bytes.size())}, {1}, true);
       })
       .def("__len__", [](const Message& msg) { return msg.encoded.size(); })
-      .def("__bytes__", [](const Message& msg) {
-        return py::bytes(reinterpret_cast<const char*>(msg.encoded.data()), msg.encoded.size());
+      .def_property_readonly(
+          "parts", [](const Message& msg) { return msg.encoded.Parts().size(); },
+          "How many pieces a scatter-gather send of this message takes (1 once flattened).")
+      .def("__bytes__", [](Message& msg) {
+        const EncodedMessage& bytes = msg.Bytes();
+        return py::bytes(reinterpret_cast<const char*>(bytes.data()), bytes.size());
       });
 
   py::class_<ReceivedBody>(m, "ReceivedBody", py::buffer_protocol(),
@@ -315,7 +335,11 @@ PYBIND11_MODULE(_native, m) {
         "TCP connections the shared HTTP client has opened in this process.");
 
   m.def("encode_infer_request", &EncodeInferRequestPy, py::arg("inputs"), py::arg("wire_types"),
-        py::arg("input_names"), py::arg("output_names"), py::arg("config"));
+        py::arg("input_names"), py::arg("output_names"), py::arg("config"),
+        py::arg("copy") = true,
+        "An InferRequest. copy=False references inputs of 64 KiB or more instead of copying "
+        "them, as Client.infer does: the message is then sent as parts, and flattened only "
+        "if its bytes are asked for.");
   m.def("encode_metadata_request", [] {
     return std::make_unique<Message>(Message{EncodeMetadataRequest()});
   });
