@@ -1,0 +1,229 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The ``tf-graphpipe`` command: serve a model, inspect or call a server, run the demo."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+__all__ = ["main", "build_parser"]
+
+EPILOG = """\
+examples:
+  tf-graphpipe serve ./my_saved_model --port 9000
+  tf-graphpipe serve model.keras --port 0 --max-batch-size 32 --batch-timeout-ms 2
+  tf-graphpipe serve mypackage.models:predict --input-spec x:float32:-1,4
+  tf-graphpipe serve demo
+  tf-graphpipe info http://127.0.0.1:9000
+  tf-graphpipe infer http://127.0.0.1:9000 --input x.npy --output y.npy
+  tf-graphpipe demo
+"""
+
+SERVE_EPILOG = """\
+MODEL is one of:
+  DIR                      a SavedModel directory (see --signature)
+  FILE.keras               a Keras model file
+  package.module:callable  a Python function on NumPy arrays; declare its inputs
+                           and outputs with tf.TensorSpec annotations or
+                           --input-spec / --output-spec (NAME:DTYPE:SHAPE, e.g.
+                           x:float32:-1,4; -1 is any size)
+  demo                     the embedded demo model (float32 [batch, 4] -> [batch, 3])
+
+Once listening, prints one line with the URL (http://HOST:PORT) on stdout.
+Stops cleanly, exit code 0, on SIGINT (Ctrl-C) or SIGTERM.
+
+examples:
+  tf-graphpipe serve ./export/1 --port 9000
+  tf-graphpipe serve model.keras --port 0 --name classifier
+  tf-graphpipe serve mypackage.models:predict --input-spec x:float32:-1,4 --output-spec y:float32:-1
+"""
+
+
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps epilog layout; shows defaults that say something."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.option_strings and action.default not in (None, False, argparse.SUPPRESS) and "%(default)" not in text:
+            text += " (default: %(default)s)"
+        return text
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``tf-graphpipe`` and its subcommands."""
+    from tf_graphpipe.server.app import DEFAULT_MAX_REQUEST_BYTES
+
+    parser = argparse.ArgumentParser(
+        prog="tf-graphpipe",
+        description="Serve TensorFlow models over GraphPipe, and call GraphPipe servers.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    defaults = ServeFormatter = _HelpFormatter
+    serve = commands.add_parser(
+        "serve", help="serve a model over GraphPipe", description="Serve a model over GraphPipe (HTTP).",
+        epilog=SERVE_EPILOG, formatter_class=ServeFormatter,
+    )
+    serve.add_argument("model", metavar="MODEL", help="what to serve (see below)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    serve.add_argument("--port", type=int, default=9000, help="TCP port; 0 picks a free one")
+    serve.add_argument("--name", help="model name in metadata (default: from the model)")
+    serve.add_argument("--signature", default="serving_default", help="SavedModel signature to serve")
+    serve.add_argument("--max-request-bytes", type=int, default=DEFAULT_MAX_REQUEST_BYTES,
+                       help="larger request bodies are refused with HTTP 413")
+    serve.add_argument("--max-batch-size", type=int, default=0,
+                       help="merge concurrent calls into batches of up to N rows (0: no batching)")
+    serve.add_argument("--batch-timeout-ms", type=float, default=5.0,
+                       help="how long a batch waits for more calls")
+    serve.add_argument("--workers", type=int, default=None, help="threads running the model (default: CPUs + 2, max 8)")
+    serve.add_argument("--input-spec", action="append", metavar="NAME:DTYPE:SHAPE",
+                       help="declare an input of a callable (repeat for each, in order)")
+    serve.add_argument("--output-spec", action="append", metavar="NAME:DTYPE:SHAPE",
+                       help="declare an output of a callable (repeat for each, in order)")
+    serve.add_argument("--debug", action="store_true", help="send tracebacks in error answers")
+    serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
+                       help="logging level on stderr (debug: one line per request)")
+
+    info = commands.add_parser("info", help="print a server's metadata", formatter_class=defaults,
+                               description="Print the metadata of the GraphPipe model at URL.")
+    info.add_argument("url", metavar="URL")
+    info.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    info.add_argument("--timeout", type=float, default=30.0, help="seconds")
+
+    infer = commands.add_parser(
+        "infer", help="call a server with .npy inputs", formatter_class=ServeFormatter,
+        description="Call the GraphPipe model at URL with inputs from .npy files: a curl for GraphPipe.",
+        epilog="examples:\n  tf-graphpipe infer http://127.0.0.1:9000 --input x.npy --output y.npy\n"
+               "  tf-graphpipe infer URL --input a.npy --input-name a --input b.npy --input-name b "
+               "--output out.npz\n",
+    )
+    infer.add_argument("url", metavar="URL")
+    infer.add_argument("--input", action="append", required=True, metavar="FILE.npy",
+                       help="an input array (repeat for several inputs)")
+    infer.add_argument("--input-name", action="append", metavar="NAME",
+                       help="name of each --input, in the same order (default: the server's order)")
+    infer.add_argument("--output-name", action="append", metavar="NAME", help="outputs to ask for (default: all)")
+    infer.add_argument("--output", metavar="FILE", help="save outputs to FILE.npy (one output) or FILE.npz (several)")
+    infer.add_argument("--config", help="the request's config string")
+    infer.add_argument("--timeout", type=float, default=30.0, help="seconds")
+
+    commands.add_parser("demo", help="serve the demo model and call it", formatter_class=defaults,
+                        description="Start a server on the embedded demo model, call it with the Client, stop it.")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Runs ``tf-graphpipe``; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "serve":
+            return _serve(args)
+        if args.command == "info":
+            return _info(args)
+        if args.command == "infer":
+            return _infer(args)
+        from tf_graphpipe.demo import run_demo
+
+        return run_demo()
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # one line for the user; --debug / log-level debug for more
+        if getattr(args, "debug", False) or getattr(args, "log_level", "") == "debug":
+            raise
+        print(f"tf-graphpipe {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+
+
+def _serve(args: argparse.Namespace) -> int:
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: Any) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from tf_graphpipe.server import serve
+
+    try:
+        server = serve(
+            args.model, args.host, args.port, name=args.name, signature=args.signature,
+            max_request_bytes=args.max_request_bytes, max_batch_size=args.max_batch_size,
+            batch_timeout_ms=args.batch_timeout_ms, debug=args.debug, workers=args.workers,
+            input_specs=args.input_spec, output_specs=args.output_spec,
+        )
+        with server:
+            print(server.url, flush=True)
+            stop.wait()
+            logging.getLogger("tf_graphpipe.server").info("stopping %s", server.url)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 0
+
+
+def _info(args: argparse.Namespace) -> int:
+    from tf_graphpipe import Client
+
+    metadata = Client(args.url, timeout=args.timeout).metadata()
+    if args.json:
+        for key in ("inputs", "outputs"):
+            for entry in metadata[key]:
+                entry["dtype"] = _dtype_name(entry["dtype"])
+        print(json.dumps(metadata, indent=2))
+        return 0
+    print(format_metadata(metadata))
+    return 0
+
+
+def format_metadata(metadata: dict[str, Any]) -> str:
+    """``Client.metadata()`` as a short human-readable table."""
+    lines = [f"{key}: {metadata[key]}" for key in ("name", "version", "server", "description") if metadata.get(key)]
+    for key in ("inputs", "outputs"):
+        lines.append(f"{key}:")
+        for entry in metadata[key]:
+            shape = "[" + ", ".join("?" if d < 0 else str(d) for d in entry["shape"]) + "]"
+            text = f"  {entry['name']}: {_dtype_name(entry['dtype']) or 'any'} {shape}"
+            lines.append(text + (f"  ({entry['description']})" if entry.get("description") else ""))
+        if not metadata[key]:
+            lines.append("  (not declared)")
+    return "\n".join(lines)
+
+
+def _dtype_name(dtype: Any) -> str | None:
+    if dtype is None:
+        return None
+    return "string" if np.dtype(dtype) == np.dtype(object) else np.dtype(dtype).name
+
+
+def _infer(args: argparse.Namespace) -> int:
+    from tf_graphpipe import Client
+
+    arrays = [np.load(path, allow_pickle=False) for path in args.input]
+    names = args.input_name or None
+    if names and len(names) != len(arrays):
+        raise ValueError(f"got {len(arrays)} --input but {len(names)} --input-name")
+    client = Client(args.url, timeout=args.timeout)
+    result = client.infer(arrays, input_names=names, output_names=args.output_name, config=args.config)
+    outputs = result if isinstance(result, list) else [result]
+    labels = args.output_name or [f"output{i}" for i in range(len(outputs))]
+    if args.output:
+        if len(outputs) == 1 and not args.output.endswith(".npz"):
+            np.save(args.output, outputs[0], allow_pickle=outputs[0].dtype == object)
+        elif args.output.endswith(".npz"):
+            np.savez(args.output, **dict(zip(labels, outputs)))
+        else:
+            raise ValueError(f"the server returned {len(outputs)} outputs: save them to a .npz file")
+        return 0
+    for label, value in zip(labels, outputs):
+        print(f"{label}: {value.dtype if value.dtype != object else 'string'} {list(value.shape)}")
+        print(np.array2string(value, threshold=200))
+    return 0

@@ -1,0 +1,18 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The tf-graphpipe model server: any TensorFlow model (or Python callable) as
+a GraphPipe endpoint.
+
+* ``running``    ``serve()`` and ``RunningServer`` (uvicorn on a background thread)
+* ``app``        the ASGI app: the HTTP binding, body reading, error answers
+* ``inference``  one call: check against the model, run, select, encode
+* ``batching``   dynamic batching of concurrent calls
+* ``models``     adapters: callables and the dispatch of what ``serve`` accepts
+* ``tf_models``  SavedModel, concrete function, ``tf.Module``, Keras adapters
+* ``specs``      ``IOSpec``: a declared input or output
+* ``demo_model`` the embedded ``demo`` model
+"""
+from tf_graphpipe.server.models import CallableModel, Model, load_model
+from tf_graphpipe.server.running import RunningServer, serve
+from tf_graphpipe.server.specs import IOSpec, parse_spec
+
+__all__ = ["CallableModel", "IOSpec", "Model", "RunningServer", "load_model", "parse_spec", "serve"]

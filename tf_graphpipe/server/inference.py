@@ -1,0 +1,178 @@
+# SPDX-License-Identifier: Apache-2.0
+"""One model call, from decoded request to encoded answer: check the request
+against the model's declared inputs (the caller's mistakes: 400), run the model
+(its failures: 500), select the outputs and encode them with one copy.
+
+Runs on worker threads; nothing here touches the event loop.
+"""
+from __future__ import annotations
+
+import logging
+import re
+import traceback
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from tf_graphpipe import _native, dtypes
+from tf_graphpipe.server.models import Model
+
+__all__ = ["CallError", "BadRequest", "ModelFailed", "Call", "ModelRunner"]
+
+log = logging.getLogger("tf_graphpipe.server")
+
+# Error.code values: the canonical codes of cc/core/status.h (as tf.errors / gRPC).
+INVALID_ARGUMENT = 3
+RESOURCE_EXHAUSTED = 8
+INTERNAL = 13
+
+
+class CallError(Exception):
+    """A call that ends in an error response; ``status`` is the HTTP status."""
+
+    status = 500
+    code = INTERNAL
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class BadRequest(CallError):
+    """The request does not fit the model (count, name, dtype, shape, output)."""
+
+    status = 400
+    code = INVALID_ARGUMENT
+
+
+class ModelFailed(CallError):
+    """The model raised, or returned something that cannot be sent."""
+
+    status = 500
+    code = INTERNAL
+
+
+@dataclass
+class Call:
+    """A checked request: inputs in the model's input order.
+
+    ``batch_key`` is None when the call cannot be merged with others; calls with
+    equal keys differ at most in their first dimension (``rows``).
+    """
+
+    inputs: list[np.ndarray]
+    output_names: tuple[str, ...]
+    config: bytes
+    rows: int = 0
+    batch_key: tuple | None = None
+
+
+class ModelRunner:
+    """Checks, runs and encodes calls to one model. Thread-safe if the model is."""
+
+    def __init__(self, model: Model, debug: bool = False) -> None:
+        self.model = model
+        self.debug = debug
+        self._input_index = {spec.name: i for i, spec in enumerate(model.inputs)}
+        self._output_names = {spec.name for spec in model.outputs}
+        # Merging along axis 0 is only sound when no input fixes its first dim.
+        self._batchable = not model.variadic and all(
+            spec.shape is None or (len(spec.shape) > 0 and spec.shape[0] < 0) for spec in model.inputs
+        )
+
+    def prepare(
+        self, config: bytes, input_names: Sequence[str], inputs: Sequence[np.ndarray], output_names: Sequence[str]
+    ) -> Call:
+        """Orders and checks a decoded request. Raises BadRequest."""
+        model = self.model
+        if input_names and len(input_names) != len(inputs):
+            raise BadRequest(f"request has {len(inputs)} input tensors but {len(input_names)} input names")
+        if not model.variadic and len(inputs) != len(model.inputs):
+            declared = ", ".join(repr(s.name) for s in model.inputs) or "none"
+            raise BadRequest(f"model {model.name!r} takes {len(model.inputs)} inputs ({declared}), got {len(inputs)}")
+        ordered = list(inputs)
+        if input_names and not model.variadic:
+            ordered = [None] * len(inputs)  # type: ignore[list-item]
+            for name, array in zip(input_names, inputs):
+                index = self._input_index.get(name)
+                if index is None:
+                    known = ", ".join(repr(s.name) for s in model.inputs)
+                    raise BadRequest(f"unknown input {name!r} (model inputs: {known})")
+                if ordered[index] is not None:
+                    raise BadRequest(f"input {name!r} given twice")
+                ordered[index] = array
+        for spec, array in zip(model.inputs, ordered):
+            problem = spec.check(array, f"input {spec.name!r}")
+            if problem:
+                raise BadRequest(problem)
+        if self._output_names:
+            for name in output_names:
+                if name not in self._output_names:
+                    known = ", ".join(repr(s.name) for s in model.outputs)
+                    raise BadRequest(f"unknown output {name!r} (model outputs: {known})")
+        call = Call(ordered, tuple(output_names), config)
+        if self._batchable and ordered and all(a.ndim > 0 for a in ordered):
+            rows = ordered[0].shape[0]
+            if all(a.shape[0] == rows for a in ordered):
+                call.rows = rows
+                call.batch_key = (
+                    tuple((a.dtype.str, a.shape[1:]) for a in ordered),
+                    call.output_names,
+                    config,
+                )
+        return call
+
+    def run(self, call: Call) -> list[tuple[str, np.ndarray]]:
+        """Runs the model; the requested outputs (default all) by name.
+
+        Raises:
+            BadRequest: an output name the model did not produce.
+            ModelFailed: the model raised.
+        """
+        try:
+            results = self.model.run(call.inputs, call.config)
+        except Exception as exc:  # the model's own failure, whatever it is
+            raise ModelFailed(self.describe(exc, "model failed")) from exc
+        if not call.output_names:
+            return list(results.items())
+        selected = []
+        for name in call.output_names:
+            if name not in results:
+                raise BadRequest(f"unknown output {name!r} (model outputs: {', '.join(map(repr, results))})")
+            selected.append((name, results[name]))
+        return selected
+
+    def encode(self, outputs: Sequence[tuple[str, np.ndarray]]) -> _native.Message:
+        """The InferResponse for ``outputs`` (one copy). Raises ModelFailed."""
+        arrays, wire_types = [], []
+        try:
+            for name, value in outputs:
+                array, wire_type = dtypes.wire_array(value, f"output {name!r}")
+                arrays.append(array)
+                wire_types.append(wire_type)
+            return _native.encode_infer_response(arrays, wire_types)
+        except (TypeError, ValueError) as exc:
+            raise ModelFailed(str(exc)) from exc
+
+    def execute(self, call: Call) -> _native.Message:
+        """``encode(run(call))``."""
+        return self.encode(self.run(call))
+
+    def describe(self, exc: BaseException, what: str) -> str:
+        """A message for the client: the exception's own text without the
+        TensorFlow node trace (file paths); the full traceback if debug."""
+        if self.debug:
+            return f"{what}: " + "".join(traceback.format_exception(exc)).rstrip()
+        return f"{what}: {type(exc).__name__}: {_public_text(exc)}"
+
+
+_TF_NOISE = re.compile(r"^(Graph execution error:|Detected at node .* defined at|File \"|\[\[)")
+
+
+def _public_text(exc: BaseException) -> str:
+    text = getattr(exc, "message", None)
+    text = text if isinstance(text, str) else str(exc)
+    lines = [line.strip() for line in text.splitlines()]
+    kept = [line for line in lines if line and not _TF_NOISE.match(line)]
+    return re.sub(r"\s*\[Op:[^\]]*\]$", "", " ".join(kept)) or type(exc).__name__

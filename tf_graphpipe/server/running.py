@@ -1,0 +1,235 @@
+# SPDX-License-Identifier: Apache-2.0
+"""``serve()``: a model behind uvicorn (httptools, uvloop when installed, no
+access log) on a background thread with its own event loop."""
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import uvicorn
+
+from tf_graphpipe.server.app import DEFAULT_MAX_REQUEST_BYTES, GraphPipeApp
+from tf_graphpipe.server.inference import ModelRunner
+from tf_graphpipe.server.models import Model, load_model
+from tf_graphpipe.server.specs import IOSpec, parse_spec
+
+__all__ = ["RunningServer", "serve"]
+
+log = logging.getLogger("tf_graphpipe.server")
+
+STARTUP_TIMEOUT = 60.0
+KEEP_ALIVE_SECONDS = 75  # longer than the usual client pool idle time
+GRACEFUL_SHUTDOWN_SECONDS = 10
+
+
+def serve(
+    model: Any,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    name: str | None = None,
+    signature: str = "serving_default",
+    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
+    max_batch_size: int = 0,
+    batch_timeout_ms: float = 5.0,
+    debug: bool = False,
+    workers: int | None = None,
+    input_specs: Sequence[IOSpec | str] | None = None,
+    output_specs: Sequence[IOSpec | str] | None = None,
+) -> RunningServer:
+    """Serves ``model`` over GraphPipe from a background thread.
+
+    Args:
+        model: ``"demo"``, a SavedModel directory, a ``.keras`` file,
+            ``"package.module:callable"``, a Keras model, a ``tf.Module``, a
+            concrete function or ``tf.function``, or a Python callable on NumPy
+            arrays (see ``tf_graphpipe.server.models.load_model``).
+        host: the address to listen on.
+        port: the TCP port; 0 picks a free one (read it from ``.url``).
+        name: the model name in metadata (default: from the model).
+        signature: the SavedModel signature to serve.
+        max_request_bytes: bodies larger than this get 413 (default 1 GiB).
+        max_batch_size: > 0 merges concurrent calls into batches of up to this
+            many rows (dynamic batching; off by default).
+        batch_timeout_ms: how long a batch waits for more calls.
+        debug: put tracebacks in error answers.
+        workers: threads running the model (default: min(8, CPUs + 2)).
+        input_specs, output_specs: declared inputs/outputs of a callable, as
+            ``IOSpec`` or ``"name:dtype:shape"`` strings (e.g. ``"x:float32:-1,4"``).
+
+    Returns:
+        A ``RunningServer``, already accepting connections; close it (or use
+        it as a context manager) to stop.
+
+    Raises:
+        ValueError, FileNotFoundError, ImportError: ``model`` cannot be loaded.
+        OSError: the address cannot be bound.
+
+    Example::
+
+        import numpy as np
+        import tf_graphpipe
+
+        with tf_graphpipe.serve(lambda x: x * 2) as server:
+            client = tf_graphpipe.Client(server.url)
+            print(client.infer(np.ones((1, 4), np.float32)))  # [[2. 2. 2. 2.]]
+    """
+    loaded = load_model(
+        model,
+        name=name,
+        signature=signature,
+        input_specs=_specs(input_specs),
+        output_specs=_specs(output_specs),
+    )
+    return RunningServer(
+        loaded,
+        host,
+        port,
+        max_request_bytes=max_request_bytes,
+        max_batch_size=max_batch_size,
+        batch_timeout_ms=batch_timeout_ms,
+        debug=debug,
+        workers=workers,
+    )
+
+
+def _specs(specs: Sequence[IOSpec | str] | None) -> list[IOSpec] | None:
+    if specs is None:
+        return None
+    return [s if isinstance(s, IOSpec) else parse_spec(s) for s in specs]
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, telling a waiting thread when it is listening."""
+
+    def __init__(self, config: uvicorn.Config, started: threading.Event) -> None:
+        super().__init__(config)
+        self._started_event = started
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        try:
+            await super().startup(sockets=sockets)
+        finally:
+            self._started_event.set()
+
+
+class RunningServer:
+    """A GraphPipe server running on a background thread.
+
+    Attributes:
+        url: ``http://HOST:PORT``, the model's URL.
+        host, port: where it listens.
+        model: the served ``Model``.
+    """
+
+    def __init__(
+        self,
+        model: Model,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
+        max_batch_size: int = 0,
+        batch_timeout_ms: float = 5.0,
+        debug: bool = False,
+        workers: int | None = None,
+    ) -> None:
+        self.model = model
+        self._executor = ThreadPoolExecutor(
+            max_workers=workers or min(8, (os.cpu_count() or 1) + 2), thread_name_prefix="graphpipe-model"
+        )
+        self.app = GraphPipeApp(
+            ModelRunner(model, debug=debug),
+            self._executor,
+            max_request_bytes=max_request_bytes,
+            max_batch_size=max_batch_size,
+            batch_timeout_ms=batch_timeout_ms,
+        )
+        self._socket = _listen(host, port)
+        self.host = host
+        self.port = self._socket.getsockname()[1]
+        self.url = f"http://[{host}]:{self.port}" if ":" in host else f"http://{host}:{self.port}"
+        config = uvicorn.Config(
+            self.app,
+            http="httptools",
+            loop="uvloop" if _has_uvloop() else "asyncio",
+            lifespan="off",
+            access_log=False,
+            log_config=None,
+            timeout_keep_alive=KEEP_ALIVE_SECONDS,
+            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+            server_header=False,
+            date_header=False,
+        )
+        started = threading.Event()
+        self._server = _Server(config, started)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name=f"graphpipe-server-{self.port}", daemon=True)
+        self._thread.start()
+        if not started.wait(STARTUP_TIMEOUT) or not self._server.started:
+            self.close()
+            raise RuntimeError(f"GraphPipe server on {self.url} did not start") from self._error
+        batching = (
+            f"batching up to {max_batch_size} rows within {batch_timeout_ms:g} ms" if max_batch_size > 0 else "no batching"
+        )
+        log.info(
+            "serving model %r (%d inputs, %d outputs) at %s; %s",
+            model.name, len(model.inputs), len(model.outputs), self.url, batching,
+        )
+
+    def _run(self) -> None:
+        try:
+            self._server.run(sockets=[self._socket])
+        except BaseException as exc:  # reported by __init__ or close()
+            self._error = exc
+            log.exception("GraphPipe server on %s stopped with an error", self.url)
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+    def close(self, timeout: float | None = None) -> None:
+        """Stops accepting, lets calls in flight finish, stops the threads."""
+        self.app.ready = False
+        self._server.should_exit = True
+        self._thread.join(timeout)
+        self._executor.shutdown(wait=True, cancel_futures=True)
+        self._socket.close()
+
+    def __enter__(self) -> RunningServer:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "running" if self.running else "closed"
+        return f"<RunningServer {self.model.name!r} at {self.url} ({state})>"
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def _has_uvloop() -> bool:
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
