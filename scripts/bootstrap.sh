@@ -17,6 +17,10 @@ if ! dpkg -s libcurl4-openssl-dev >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq libcurl4-openssl-dev >/dev/null
 fi
 
+# Bazel (Debian's bazel-bootstrap) builds the op library a second way; the
+# tests check that build too.
+bash scripts/install_bazel.sh
+
 if [ ! -x .venv/bin/python ]; then
   echo "bootstrap: creating .venv"
   "$python" -m venv .venv
