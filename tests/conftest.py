@@ -2,6 +2,7 @@
 """Fixtures shared by every test area: paths and free loopback ports."""
 from __future__ import annotations
 
+import os
 import socket
 import sys
 from pathlib import Path
@@ -12,7 +13,13 @@ TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent
 VECTORS = REPO.parent / "shared" / "vectors"
 
-# Tests import their helper modules (peer_venvs, fake_servers...) by name.
+# Subprocesses the tests start (python -m tf_graphpipe, python -c ...) must
+# import the installed package, not the source tree they may run from, which
+# has no compiled parts: keep Python from putting the working directory on
+# sys.path (3.11+). PYTHONPATH, when set (in-place development), still counts.
+os.environ["PYTHONSAFEPATH"] = "1"
+
+# Tests import their helper modules (peer_venvs, graphpipe_test_servers...) by name.
 if str(TESTS) not in sys.path:
     sys.path.insert(0, str(TESTS))
 
