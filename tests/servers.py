@@ -49,7 +49,9 @@ class CliServer:
 
     def __init__(self, *args: str) -> None:
         env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join([str(REPO), str(TESTS), env.get("PYTHONPATH", "")])
+        # The tests directory, for `module:callable` models defined there; the
+        # package itself comes from the environment (installed, or PYTHONPATH).
+        env["PYTHONPATH"] = os.pathsep.join(p for p in [str(TESTS), env.get("PYTHONPATH", "")] if p)
         self.stderr = tempfile.TemporaryFile()
         self.process = subprocess.Popen(
             [sys.executable, "-m", "tf_graphpipe", "serve", *args],
