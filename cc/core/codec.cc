@@ -60,40 +60,6 @@ class MessageAllocator : public fb::Allocator {
 
 MessageAllocator message_allocator;
 
-std::string ShapeString(const std::vector<int64_t>& shape) {
-  std::string s = "[";
-  for (size_t i = 0; i < shape.size(); ++i) {
-    if (i > 0) s += ",";
-    s += std::to_string(shape[i]);
-  }
-  return s + "]";
-}
-
-// NumPy's limit, and far more than any model uses; TensorFlow allows 254.
-constexpr size_t kMaxRank = 64;
-
-// prod(shape). False for a negative dimension, a rank over kMaxRank, or
-// non-zero dimensions whose product passes 2^59: even a tensor with a zero
-// dimension must be one NumPy and TensorFlow can describe (their byte sizes
-// are products of the dimensions and must fit in 63 bits).
-bool CountElements(const std::vector<int64_t>& shape, int64_t* count) {
-  constexpr int64_t kMax = int64_t{1} << 59;
-  if (shape.size() > kMaxRank) return false;
-  int64_t nonzero = 1;
-  bool empty = false;
-  for (int64_t d : shape) {
-    if (d < 0) return false;
-    if (d == 0) {
-      empty = true;
-      continue;
-    }
-    if (nonzero > kMax / d) return false;
-    nonzero *= d;
-  }
-  *count = empty ? 0 : nonzero;
-  return true;
-}
-
 // Checks a view an encoder is about to write; the same rules a decoder
 // enforces, so we never send what we would refuse to read.
 Status CheckOutgoingView(const TensorView& t, const std::string& what) {
@@ -218,6 +184,35 @@ Status Malformed(const std::string& what) {
   return Status(Code::kDataLoss, "malformed GraphPipe message: " + what);
 }
 
+// What a decoded message may claim: at most the bytes it holds. Flatbuffers
+// let many offsets share one string or table; no honest writer does that,
+// and decoding each share separately would turn a small buffer into an
+// arbitrarily large allocation (a 42 KB request into 40 MB of names). Every
+// decoded entry is charged at least what it occupies on the wire.
+class DecodeBudget {
+ public:
+  explicit DecodeBudget(size_t message_size) : size_(message_size), left_(message_size) {}
+
+  Status Charge(size_t bytes, const std::string& what) {
+    if (bytes > left_) {
+      return Malformed(what + " claims more bytes than the " + std::to_string(size_) +
+                       "-byte message holds (shared offsets)");
+    }
+    left_ -= bytes;
+    return Status::Ok();
+  }
+
+  Status ChargeStrings(const std::vector<std::string_view>& strings, const std::string& what) {
+    size_t bytes = 0;
+    for (std::string_view s : strings) bytes += s.size() + sizeof(fb::uoffset_t);
+    return Charge(bytes, what);
+  }
+
+ private:
+  size_t size_;
+  size_t left_;
+};
+
 // Turns a verified Tensor table into a view, checking the data size against
 // the shape before anyone allocates for it.
 Status ReadTensor(const graphpipe::Tensor* t, const std::string& what,
@@ -229,6 +224,10 @@ Status ReadTensor(const graphpipe::Tensor* t, const std::string& what,
                      ", not a GraphPipe tensor type (1..12)");
   }
   out->type = static_cast<DType>(raw_type);
+  if (t->shape() != nullptr && t->shape()->size() > kMaxRank) {
+    return Malformed(what + " has rank " + std::to_string(t->shape()->size()) +
+                     ", over the limit of " + std::to_string(kMaxRank));
+  }
   out->shape = ReadShape(t->shape());
   int64_t n = 0;
   if (!CountElements(out->shape, &n)) {
@@ -261,41 +260,41 @@ Status ReadTensor(const graphpipe::Tensor* t, const std::string& what,
   return Status::Ok();
 }
 
-// Reads every tensor, then refuses a message whose tensors claim more bytes
-// than it holds. Flatbuffers let many offsets share one string or tensor;
-// no honest writer does that, and decoding it would turn a small buffer into
-// an arbitrarily large allocation.
 Status ReadTensors(const fb::Vector<fb::Offset<graphpipe::Tensor>>* tensors,
-                   const char* role, size_t buffer_size, std::vector<TensorView>* out) {
+                   const char* role, DecodeBudget* budget, std::vector<TensorView>* out) {
   out->clear();
   if (tensors == nullptr) return Status::Ok();
   out->resize(tensors->size());
-  size_t claimed = 0;
   for (fb::uoffset_t i = 0; i < tensors->size(); ++i) {
     TensorView& view = (*out)[i];
+    const std::string what = std::string(role) + " " + std::to_string(i);
+    TF_GRAPHPIPE_RETURN_IF_ERROR(ReadTensor(tensors->Get(i), what, &view));
+    // A table, its shape and its data (or strings), each at least once.
     TF_GRAPHPIPE_RETURN_IF_ERROR(
-        ReadTensor(tensors->Get(i), std::string(role) + " " + std::to_string(i), &view));
-    claimed += view.nbytes;
-    for (std::string_view s : view.strings) claimed += s.size() + sizeof(fb::uoffset_t);
-    if (claimed > buffer_size) {
-      return Malformed(std::string(role) + " tensors claim more bytes than the " +
-                       std::to_string(buffer_size) + "-byte message holds (shared offsets)");
-    }
+        budget->Charge(16 + 8 * view.shape.size() + view.nbytes, what));
+    TF_GRAPHPIPE_RETURN_IF_ERROR(budget->ChargeStrings(view.strings, what));
   }
   return Status::Ok();
 }
 
 Status ReadIOMetadata(const fb::Vector<fb::Offset<graphpipe::IOMetadata>>* list,
-                      const char* role, std::vector<IOMetadata>* out) {
+                      const char* role, DecodeBudget* budget, std::vector<IOMetadata>* out) {
   out->clear();
   if (list == nullptr) return Status::Ok();
   for (fb::uoffset_t i = 0; i < list->size(); ++i) {
     const graphpipe::IOMetadata* m = list->Get(i);
+    const std::string what = std::string(role) + " " + std::to_string(i);
     const uint8_t raw_type = static_cast<uint8_t>(m->type());
     if (raw_type > kMaxWireType) {
-      return Malformed(std::string(role) + " " + std::to_string(i) +
-                       " has type value " + std::to_string(raw_type));
+      return Malformed(what + " has type value " + std::to_string(raw_type));
     }
+    const size_t rank = m->shape() == nullptr ? 0 : m->shape()->size();
+    if (rank > kMaxRank) {
+      return Malformed(what + " has rank " + std::to_string(rank) + ", over the limit of " +
+                       std::to_string(kMaxRank));
+    }
+    TF_GRAPHPIPE_RETURN_IF_ERROR(budget->Charge(
+        16 + 8 * rank + ReadBytes(m->name()).size() + ReadBytes(m->description()).size(), what));
     IOMetadata entry;
     entry.name = std::string(ReadBytes(m->name()));
     entry.description = std::string(ReadBytes(m->description()));
@@ -377,13 +376,16 @@ Status DecodeInferResponse(const uint8_t* buffer, size_t size,
                      " bytes fails verification (truncated or corrupt)");
   }
   const auto* response = fb::GetRoot<graphpipe::InferResponse>(buffer);
+  DecodeBudget budget(size);
   out->errors.clear();
   if (response->errors() != nullptr) {
     for (const graphpipe::Error* e : *response->errors()) {
-      out->errors.push_back({e->code(), std::string(ReadBytes(e->message()))});
+      const std::string_view message = ReadBytes(e->message());
+      TF_GRAPHPIPE_RETURN_IF_ERROR(budget.Charge(16 + message.size(), "error"));
+      out->errors.push_back({e->code(), std::string(message)});
     }
   }
-  return ReadTensors(response->output_tensors(), "output", size, &out->outputs);
+  return ReadTensors(response->output_tensors(), "output", &budget, &out->outputs);
 }
 
 Status DecodeMetadataResponse(const uint8_t* buffer, size_t size,
@@ -397,8 +399,9 @@ Status DecodeMetadataResponse(const uint8_t* buffer, size_t size,
   out->version = std::string(ReadBytes(m->version()));
   out->server = std::string(ReadBytes(m->server()));
   out->description = std::string(ReadBytes(m->description()));
-  TF_GRAPHPIPE_RETURN_IF_ERROR(ReadIOMetadata(m->inputs(), "input", &out->inputs));
-  return ReadIOMetadata(m->outputs(), "output", &out->outputs);
+  DecodeBudget budget(size);
+  TF_GRAPHPIPE_RETURN_IF_ERROR(ReadIOMetadata(m->inputs(), "input", &budget, &out->inputs));
+  return ReadIOMetadata(m->outputs(), "output", &budget, &out->outputs);
 }
 
 Status DecodeRequest(const uint8_t* buffer, size_t size, RequestView* out) {
@@ -417,7 +420,10 @@ Status DecodeRequest(const uint8_t* buffer, size_t size, RequestView* out) {
       out->config = ReadBytes(infer->config());
       out->input_names = ReadStrings(infer->input_names());
       out->output_names = ReadStrings(infer->output_names());
-      return ReadTensors(infer->input_tensors(), "input", size, &out->inputs);
+      DecodeBudget budget(size);
+      TF_GRAPHPIPE_RETURN_IF_ERROR(budget.ChargeStrings(out->input_names, "input_names"));
+      TF_GRAPHPIPE_RETURN_IF_ERROR(budget.ChargeStrings(out->output_names, "output_names"));
+      return ReadTensors(infer->input_tensors(), "input", &budget, &out->inputs);
     }
     default:
       return Malformed("request type " +

@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -33,6 +34,42 @@ struct TensorView {
     return n;
   }
 };
+
+// The shape rules every codec enforces, on what it sends and what it reads.
+
+// NumPy's limit, and far more than any model uses; TensorFlow allows 254.
+constexpr size_t kMaxRank = 64;
+
+// prod(shape). False for a negative dimension, a rank over kMaxRank, or
+// non-zero dimensions whose product passes 2^59: even a tensor with a zero
+// dimension must be one NumPy and TensorFlow can describe (their byte sizes
+// are products of the dimensions and must fit in 63 bits).
+inline bool CountElements(const std::vector<int64_t>& shape, int64_t* count) {
+  constexpr int64_t kMax = int64_t{1} << 59;
+  if (shape.size() > kMaxRank) return false;
+  int64_t nonzero = 1;
+  bool empty = false;
+  for (int64_t d : shape) {
+    if (d < 0) return false;
+    if (d == 0) {
+      empty = true;
+      continue;
+    }
+    if (nonzero > kMax / d) return false;
+    nonzero *= d;
+  }
+  *count = empty ? 0 : nonzero;
+  return true;
+}
+
+inline std::string ShapeString(const std::vector<int64_t>& shape) {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i) {
+    if (i > 0) s += ",";
+    s += std::to_string(shape[i]);
+  }
+  return s + "]";
+}
 
 }  // namespace tf_graphpipe
 
