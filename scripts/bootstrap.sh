@@ -9,12 +9,16 @@ cd "$(dirname "$0")/.."
 extras="${1:-}"
 python="${PYTHON:-python3}"
 
-if ! dpkg -s libcurl4-openssl-dev >/dev/null 2>&1; then
-  echo "bootstrap: installing libcurl4-openssl-dev (libcurl's headers)"
+# System packages: libcurl's and nlohmann-json's C++ headers for the build;
+# Debian's own Python 3.11 with its venv module and libpython, for the real
+# Triton server the v2 peer tests start (its Python backend links libpython).
+apt_packages=(libcurl4-openssl-dev nlohmann-json3-dev python3.11-venv libpython3.11)
+if ! dpkg -s "${apt_packages[@]}" >/dev/null 2>&1; then
+  echo "bootstrap: installing ${apt_packages[*]}"
   sudo_cmd=""
   [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
   $sudo_cmd apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq libcurl4-openssl-dev >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${apt_packages[@]}" >/dev/null
 fi
 
 # Bazel (Debian's bazel-bootstrap) builds the op library a second way; the

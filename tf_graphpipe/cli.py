@@ -22,6 +22,7 @@ examples:
   tf-graphpipe serve mypackage.models:predict --input-spec x:float32:-1,4
   tf-graphpipe serve demo
   tf-graphpipe info http://127.0.0.1:9000
+  tf-graphpipe info http://127.0.0.1:8000/v2/models/resnet      (Triton, KServe: v2)
   tf-graphpipe infer http://127.0.0.1:9000 --input x.npy --output y.npy
   tf-graphpipe demo
 """
@@ -97,6 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("url", metavar="URL")
     info.add_argument("--json", action="store_true", help="print JSON instead of a table")
     info.add_argument("--timeout", type=float, default=30.0, help="seconds")
+    info.add_argument("--protocol", choices=["graphpipe", "v2"],
+                      help="default: v2 for URLs whose path is /v2/models/NAME, else graphpipe")
 
     infer = commands.add_parser(
         "infer", help="call a server with .npy inputs", formatter_class=ServeFormatter,
@@ -114,6 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
     infer.add_argument("--output", metavar="FILE", help="save outputs to FILE.npy (one output) or FILE.npz (several)")
     infer.add_argument("--config", help="the request's config string")
     infer.add_argument("--timeout", type=float, default=30.0, help="seconds")
+    infer.add_argument("--protocol", choices=["graphpipe", "v2"],
+                       help="default: v2 for URLs whose path is /v2/models/NAME, else graphpipe")
 
     commands.add_parser("demo", help="serve the demo model and call it", formatter_class=defaults,
                         description="Start a server on the embedded demo model, call it with the Client, stop it.")
@@ -173,7 +178,7 @@ def _serve(args: argparse.Namespace) -> int:
 def _info(args: argparse.Namespace) -> int:
     from tf_graphpipe import Client
 
-    metadata = Client(args.url, timeout=args.timeout).metadata()
+    metadata = Client(args.url, timeout=args.timeout, protocol=args.protocol).metadata()
     if args.json:
         for key in ("inputs", "outputs"):
             for entry in metadata[key]:
@@ -211,7 +216,7 @@ def _infer(args: argparse.Namespace) -> int:
     names = args.input_name or None
     if names and len(names) != len(arrays):
         raise ValueError(f"got {len(arrays)} --input but {len(names)} --input-name")
-    client = Client(args.url, timeout=args.timeout)
+    client = Client(args.url, timeout=args.timeout, protocol=args.protocol)
     result = client.infer(arrays, input_names=names, output_names=args.output_name, config=args.config)
     outputs = result if isinstance(result, list) else [result]
     labels = args.output_name or [f"output{i}" for i in range(len(outputs))]

@@ -1,13 +1,15 @@
 # SPDX-License-Identifier: Apache-2.0
-"""``Client``: call a GraphPipe model server from Python."""
+"""``Client``: call a GraphPipe or Open Inference Protocol (v2) model server
+from Python."""
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
-from tf_graphpipe import _native, dtypes
+from tf_graphpipe import _native, dtypes, protocols
 
 __all__ = ["Client"]
 
@@ -15,7 +17,14 @@ DEFAULT_MAX_RESPONSE_BYTES = 4 << 30
 
 
 class Client:
-    """A GraphPipe client over tf-graphpipe's C++ codec and libcurl transport.
+    """A model client over tf-graphpipe's C++ codecs and libcurl transport.
+
+    Speaks GraphPipe, or the Open Inference Protocol ("KServe v2", as Triton,
+    KServe and MLServer serve it) when the URL's path is
+    ``/v2/models/<name>[/versions/<v>]`` (``protocol`` overrides). v2 calls use
+    the binary tensor extension unless ``binary=False``; v2 needs input names,
+    so unless they are given, the model's metadata is fetched once per Client
+    and its input order used.
 
     Calls share one process-wide pool of keep-alive connections, run with the
     GIL released while bytes move, and may be made from many threads on one
@@ -24,13 +33,20 @@ class Client:
     request.
 
     Args:
-        url: the model's URL, e.g. ``"http://127.0.0.1:9000"``.
+        url: the model's URL, e.g. ``"http://127.0.0.1:9000"`` (GraphPipe) or
+            ``"http://127.0.0.1:8000/v2/models/resnet"`` (v2).
         timeout: seconds per call, connection included; ``None`` for no limit.
         retries: extra attempts when the server is unavailable (connection
             refused or reset, HTTP 503), with exponential backoff, within
             ``timeout``.
         max_response_bytes: answers larger than this fail with
             ``ProtocolError`` before the memory is taken.
+        protocol: ``"graphpipe"`` or ``"v2"``; default: from the URL.
+        binary: v2 only. True (default): tensors travel as raw bytes (binary
+            tensor extension). False: inputs and outputs travel as JSON, for
+            servers without the extension; inputs JSON cannot carry exactly
+            (float16, bfloat16, non-UTF-8 bytes) still travel as raw bytes, and
+            float16 / bfloat16 outputs need ``binary=True``.
 
     Raises (from every call):
         RemoteError: the server refused the call; carries its text and status.
@@ -43,6 +59,10 @@ class Client:
         with tf_graphpipe.Client("http://127.0.0.1:9000") as client:
             print(client.metadata()["inputs"])
             y = client.infer(np.ones((1, 4), np.float32))
+
+        # A Triton or KServe model: same calls.
+        with tf_graphpipe.Client("http://127.0.0.1:8000/v2/models/resnet") as client:
+            y = client.infer({"images": np.ones((1, 224, 224, 3), np.float32)})
     """
 
     def __init__(
@@ -52,6 +72,8 @@ class Client:
         *,
         retries: int = 2,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        protocol: str | None = None,
+        binary: bool = True,
     ) -> None:
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
             raise ValueError(f"url must be an http:// or https:// URL, got {url!r}")
@@ -63,6 +85,11 @@ class Client:
         self.timeout = timeout
         self.retries = retries
         self.max_response_bytes = max_response_bytes
+        self.protocol = protocols.resolve(url, protocol)
+        self.binary = bool(binary)
+        self._v2 = protocols.v2_endpoints(url) if self.protocol == protocols.V2 else None
+        self._input_names: list[str] | None = None  # v2: from metadata, once
+        self._lock = threading.Lock()
         self._closed = False
 
     def infer(
@@ -80,9 +107,9 @@ class Client:
                 tensors are object arrays of ``bytes`` (``str`` and ``S``/``U``
                 arrays are sent as UTF-8 / their bytes).
             input_names: names for positional inputs; default: the server's
-                input order.
+                input order (for v2, from its metadata, fetched once).
             output_names: outputs to return; default: all, in the server's order.
-            config: an opaque string passed to the server.
+            config: an opaque string passed to the server (GraphPipe only).
 
         Returns:
             One array when the model has one output, else a list of arrays.
@@ -92,13 +119,31 @@ class Client:
         _check_names("input_names", input_names)
         _check_names("output_names", output_names)
         arrays, names = _split_inputs(inputs, input_names)
+        if self._v2 is not None:
+            if config:
+                raise ValueError("config is a GraphPipe feature; the v2 protocol has none")
+            if not names:
+                names = self._v2_input_names(len(arrays))
         wire_arrays: list[np.ndarray] = []
         wire_types: list[int] = []
         for i, value in enumerate(arrays):
             what = f"input {names[i]!r}" if names else f"input {i}"
-            array, wire_type = dtypes.wire_array(value, what)
+            array, wire_type = dtypes.wire_array(value, what, self.protocol)
             wire_arrays.append(array)
             wire_types.append(wire_type)
+        if self._v2 is not None:
+            outputs = _native.v2_infer(
+                self._v2["infer_url"],
+                wire_arrays,
+                wire_types,
+                names,
+                list(output_names or []),
+                self.binary,
+                self._timeout_seconds(),
+                self.retries,
+                self.max_response_bytes,
+            )
+            return outputs[0] if len(outputs) == 1 else outputs
         outputs = _native.infer(
             self.url,
             wire_arrays,
@@ -119,10 +164,20 @@ class Client:
             ``{"name", "version", "server", "description", "inputs", "outputs"}``;
             ``inputs`` and ``outputs`` are lists of dicts with ``name``,
             ``description``, ``shape`` (a list, -1 for any size) and ``dtype``
-            (a ``numpy.dtype``; ``object`` for String; None if undeclared).
+            (a ``numpy.dtype``; ``object`` for String / BYTES, ``bool``,
+            ``ml_dtypes.bfloat16`` for BF16; None if undeclared). For v2,
+            ``version`` is the model's versions joined by ",", ``server``
+            its ``platform``, and ``description`` is empty.
         """
         self._check_open()
-        raw = _native.metadata(self.url, self._timeout_seconds(), self.retries, self.max_response_bytes)
+        if self._v2 is not None:
+            raw = _native.v2_metadata(
+                self._v2["metadata_url"], self._timeout_seconds(), self.retries, self.max_response_bytes
+            )
+            with self._lock:
+                self._input_names = [entry["name"] for entry in raw["inputs"]]
+        else:
+            raw = _native.metadata(self.url, self._timeout_seconds(), self.retries, self.max_response_bytes)
         for key in ("inputs", "outputs"):
             raw[key] = [_io_entry(entry) for entry in raw[key]]
         return raw
@@ -139,7 +194,22 @@ class Client:
         self.close()
 
     def __repr__(self) -> str:
-        return f"Client({self.url!r}, timeout={self.timeout!r})"
+        return f"Client({self.url!r}, timeout={self.timeout!r}, protocol={self.protocol!r})"
+
+    def _v2_input_names(self, count: int) -> list[str]:
+        """The model's input names, from its metadata (fetched once)."""
+        with self._lock:
+            names = self._input_names
+        if names is None:
+            self.metadata()
+            with self._lock:
+                names = self._input_names or []
+        if len(names) != count:
+            raise ValueError(
+                f"model {self._v2['model']!r} has {len(names)} inputs {names}, got {count}: "
+                "pass one array per input, or name them (a dict, or input_names)"
+            )
+        return list(names)
 
     def _timeout_seconds(self) -> float:
         return 0.0 if self.timeout is None else float(self.timeout)

@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
-"""``GraphPipeLayer``: a remote GraphPipe model as one layer of a Keras 3 model."""
+"""``GraphPipeLayer``: a remote model (GraphPipe or Open Inference Protocol v2)
+as one layer of a Keras 3 model."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -8,7 +9,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from tf_graphpipe import errors
+from tf_graphpipe import errors, protocols
 from tf_graphpipe.client import Client
 from tf_graphpipe.ops import remote_call
 from tf_graphpipe.url_variables import make_url_variable
@@ -18,7 +19,9 @@ __all__ = ["GraphPipeLayer"]
 
 @keras.saving.register_keras_serializable(package="tf_graphpipe")
 class GraphPipeLayer(keras.layers.Layer):
-    """Calls the GraphPipe model at ``url`` as a layer.
+    """Calls the model at ``url`` as a layer: a GraphPipe server, or a
+    Triton / KServe model when the URL's path is ``/v2/models/<name>``
+    (Open Inference Protocol; ``protocol`` overrides).
 
     The layer has no trainable weights and no gradient flows through it: a
     local head on top of it trains with ``fit`` while the remote part stays
@@ -37,7 +40,11 @@ class GraphPipeLayer(keras.layers.Layer):
             for unknown dims.
         timeout: seconds per call, retries included.
         retries: extra attempts when the server is unavailable.
-        config: an opaque string sent to the server with every call.
+        config: an opaque string sent to the server with every call
+            (GraphPipe only).
+        protocol: ``"graphpipe"`` or ``"v2"``; default: from the URL, on
+            every call (so a re-point may cross protocols).
+        binary: v2 only: tensors as raw bytes (default) or as JSON.
         **kwargs: ``keras.layers.Layer`` arguments (``name``...).
 
     Called on one tensor, a list of tensors, or a dict name -> tensor; returns
@@ -52,6 +59,8 @@ class GraphPipeLayer(keras.layers.Layer):
         inputs = keras.Input((224, 224, 3))
         x = keras.layers.Rescaling(1 / 255)(inputs)
         features = tf_graphpipe.GraphPipeLayer("http://127.0.0.1:9000")(x)
+        # or a model on Triton:
+        # GraphPipeLayer("http://127.0.0.1:8000/v2/models/resnet")(x)
         outputs = keras.layers.Dense(10)(keras.layers.Flatten()(features))
         model = keras.Model(inputs, outputs)
     """
@@ -66,6 +75,8 @@ class GraphPipeLayer(keras.layers.Layer):
         timeout: float | None = 30.0,
         retries: int = 2,
         config: str = "",
+        protocol: str | None = None,
+        binary: bool = True,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("trainable", False)
@@ -89,6 +100,12 @@ class GraphPipeLayer(keras.layers.Layer):
         self.timeout = timeout
         self.retries = retries
         self.config = config
+        protocols.resolve(url, protocol)  # refuses a bad protocol now, not at call time
+        self.protocol = protocol
+        self.binary = bool(binary)
+        # Output names read from v2 metadata, sent so answers come in the
+        # order the output specs were inferred in. Not part of the config.
+        self._metadata_output_names: list[str] | None = None
         # Keras must never XLA-compile a step around a network call.
         self.supports_jit = False
         self.url_variable = make_url_variable(url)
@@ -117,10 +134,12 @@ class GraphPipeLayer(keras.layers.Layer):
             output_dtypes=self.output_dtypes,
             output_shapes=self.output_shapes,
             input_names=names,
-            output_names=self.output_names,
+            output_names=self.output_names or self._metadata_output_names,
             config=self.config,
             timeout=self.timeout,
             retries=self.retries,
+            protocol=self.protocol,
+            binary=self.binary,
         )
         return outputs[0] if len(outputs) == 1 else list(outputs)
 
@@ -148,6 +167,8 @@ class GraphPipeLayer(keras.layers.Layer):
             timeout=self.timeout,
             retries=self.retries,
             config=self.config,
+            protocol=self.protocol,
+            binary=self.binary,
         )
         config.pop("trainable", None)
         return config
@@ -173,7 +194,8 @@ class GraphPipeLayer(keras.layers.Layer):
             return
         url = self.url
         try:
-            metadata = Client(url, timeout=self.timeout, retries=self.retries).metadata()
+            client = Client(url, timeout=self.timeout, retries=self.retries, protocol=self.protocol)
+            metadata = client.metadata()
         except errors.GraphPipeError as exc:
             raise ValueError(
                 f"GraphPipeLayer could not read the metadata of {url} to learn its output "
@@ -187,6 +209,8 @@ class GraphPipeLayer(keras.layers.Layer):
             if unknown:
                 raise ValueError(f"{url} has no outputs named {unknown}; it has {list(by_name)}")
             outputs = [by_name[n] for n in self.output_names]
+        elif client.protocol == protocols.V2 and outputs:
+            self._metadata_output_names = [o["name"] for o in outputs]
         if self.output_dtypes is None:
             undeclared = [o["name"] for o in outputs if o["dtype"] is None]
             if undeclared:

@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
-"""``remote_call``: a remote GraphPipe model as an op of a TensorFlow graph."""
+"""``remote_call``: a remote model (GraphPipe or Open Inference Protocol v2)
+as an op of a TensorFlow graph."""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -9,7 +10,7 @@ import tensorflow as tf
 from tensorflow.python.framework import auto_control_deps_utils
 from tensorflow.python.ops import resource_variable_ops
 
-from tf_graphpipe import _loader, dtypes
+from tf_graphpipe import _loader, dtypes, protocols
 
 __all__ = ["remote_call"]
 
@@ -32,15 +33,48 @@ tf.no_gradient("GraphPipeCall")
 tf.no_gradient("GraphPipeEndpoint")
 
 
-def _wire_dtype(value: Any, what: str) -> tf.DType:
+def _wire_dtype(value: Any, what: str, protocol: str) -> tf.DType:
     dtype = tf.as_dtype(value)
     try:
-        dtypes.by_name("string" if dtype == tf.string else dtype.name)
+        dtypes.by_name("string" if dtype == tf.string else dtype.name, protocol)
     except ValueError:
-        raise tf.errors.InvalidArgumentError(
-            None, None, f"{what}: dtype {dtype.name} has no GraphPipe wire type"
-        ) from None
+        kind = "GraphPipe wire type" if protocol == dtypes.GRAPHPIPE else "v2 datatype"
+        raise tf.errors.InvalidArgumentError(None, None, f"{what}: dtype {dtype.name} has no {kind}") from None
     return dtype
+
+
+def _current_url(url: str | tf.Tensor | tf.Variable) -> str | None:
+    """The URL's value now, when it can be known while tracing."""
+    if isinstance(url, str):
+        return url
+    try:
+        if isinstance(url, tf.Variable):
+            with tf.init_scope():
+                return url.numpy().decode("utf-8")
+        value = tf.get_static_value(url)
+        return None if value is None else bytes(value).decode("utf-8")
+    except Exception:  # a variable created inside the function, a placeholder...
+        return None
+
+
+def _op_protocol(url: str | tf.Tensor | tf.Variable, protocol: str | None) -> tuple[str, str]:
+    """(the op's protocol attr, the protocol to check dtypes against).
+
+    A Python string URL fixes the protocol at trace time. A tensor or variable
+    URL gets "auto": the kernel decides per call from the URL it reads, so a
+    re-point may cross protocols; dtypes are checked against the current URL.
+    """
+    protocols.check_protocol_argument(protocol)
+    if protocol is not None:
+        if isinstance(url, str):
+            protocols.resolve(url, protocol)
+        return protocol, protocol
+    if isinstance(url, str):
+        chosen = protocols.resolve(url, None)
+        return chosen, chosen
+    current = _current_url(url)
+    check = protocols.resolve(current, None) if current is not None else dtypes.V2
+    return "auto", check
 
 
 def _endpoint(url: str | tf.Tensor | tf.Variable) -> tf.Tensor:
@@ -68,8 +102,15 @@ def remote_call(
     config: str = "",
     timeout: float | None = 30.0,
     retries: int = 2,
+    protocol: str | None = None,
+    binary: bool = True,
 ) -> list[tf.Tensor]:
-    """Calls the GraphPipe model at ``url`` from inside a TensorFlow graph.
+    """Calls the model at ``url`` from inside a TensorFlow graph.
+
+    Speaks GraphPipe, or the Open Inference Protocol ("KServe v2": Triton,
+    KServe, MLServer) when the URL's path is ``/v2/models/<name>[/versions/<v>]``
+    (``protocol`` overrides). For a URL tensor or variable, the protocol is
+    decided on each call from the URL it holds.
 
     Works eagerly and inside ``tf.function``. The op is asynchronous: calls
     in one graph run concurrently (a fan-out of 8 calls to a server taking
@@ -86,11 +127,16 @@ def remote_call(
         output_shapes: one shape per output, ``None`` for an unknown dim; the
             op's static shapes, checked against what the server returns.
         input_names, output_names: names to send; default: the server's
-            inputs and all its outputs, in metadata order.
-        config: an opaque string passed to the server.
+            inputs and all its outputs, in metadata order. For v2, which
+            needs input names, the op fetches the model's metadata on its
+            first call (asynchronously) and keeps its input order per URL.
+        config: an opaque string passed to the server (GraphPipe only).
         timeout: seconds per call, retries included; ``None`` for no limit.
         retries: extra attempts when the server is unavailable (refused,
             reset, HTTP 503), with exponential backoff.
+        protocol: ``"graphpipe"`` or ``"v2"``; default: from the URL.
+        binary: v2 only: tensors as raw bytes (the binary tensor extension,
+            default) or, False, as JSON for servers without it.
 
     Returns:
         A list of tensors, one per output.
@@ -99,8 +145,9 @@ def remote_call(
         UnavailableError: refused, reset, unresolvable, or HTTP 503.
         DeadlineExceededError: no answer within ``timeout``.
         InvalidArgumentError: the server refused the call (error response,
-            4xx), the outputs differ from the declared count, dtype or shape,
-            or an input dtype has no GraphPipe wire type.
+            4xx; 404 for an unknown v2 model), the outputs differ from the
+            declared count, dtype or shape, or a dtype has no type in the
+            protocol (bool and bfloat16 travel over v2 only).
         InternalError: the model failed on the server (5xx other than 503).
         DataLossError: the answer is not a valid GraphPipe message.
 
@@ -111,11 +158,19 @@ def remote_call(
             return tf_graphpipe.remote_call(
                 "http://127.0.0.1:9000", [images],
                 output_dtypes=[tf.float32], output_shapes=[[None, 512]])[0]
+
+        # A model on Triton: input names come from its metadata.
+        y = tf_graphpipe.remote_call(
+            "http://127.0.0.1:8000/v2/models/resnet", [images],
+            output_dtypes=[tf.float32])[0]
     """
+    op_protocol, check = _op_protocol(url, protocol)
+    if check == dtypes.V2 and config:
+        raise ValueError("config is a GraphPipe feature; the v2 protocol has none")
     tensors = [tf.convert_to_tensor(x) for x in inputs]
     for i, tensor in enumerate(tensors):
-        _wire_dtype(tensor.dtype, f"input {i}")
-    out_types = [_wire_dtype(d, f"output {i}") for i, d in enumerate(output_dtypes)]
+        _wire_dtype(tensor.dtype, f"input {i}", check)
+    out_types = [_wire_dtype(d, f"output {i}", check) for i, d in enumerate(output_dtypes)]
     shapes: list[tf.TensorShape] = []
     if output_shapes is not None:
         if len(output_shapes) != len(out_types):
@@ -135,4 +190,6 @@ def remote_call(
         config=config,
         timeout_seconds=0.0 if timeout is None else float(timeout),
         retries=int(retries),
+        protocol=op_protocol,
+        v2_binary=bool(binary),
     )

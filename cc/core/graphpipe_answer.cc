@@ -10,9 +10,9 @@ namespace {
 // exception message megabytes long.
 constexpr size_t kMaxErrorText = 16 * 1024;
 
-std::string BodyText(const HttpResponse& response) {
-  std::string_view text(reinterpret_cast<const char*>(response.body.data()),
-                        response.body.size());
+}  // namespace
+
+std::string ErrorText(std::string_view text) {
   while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) {
     text.remove_suffix(1);
   }
@@ -25,6 +25,8 @@ std::string BodyText(const HttpResponse& response) {
   }
   return std::string(text);
 }
+
+namespace {
 
 bool IsText(const std::string& content_type) {
   return content_type.rfind("text/", 0) == 0 ||
@@ -67,6 +69,11 @@ Status RefusalFromBody(const std::string& url, const HttpResponse& response) {
 }
 
 }  // namespace
+
+std::string BodyText(const HttpResponse& response) {
+  return ErrorText(std::string_view(reinterpret_cast<const char*>(response.body.data()),
+                                    response.body.size()));
+}
 
 Code CodeForHttpStatus(long http_status) {
   if (http_status >= 400 && http_status < 500) return Code::kInvalidArgument;

@@ -16,6 +16,7 @@
 #define TF_GRAPHPIPE_CC_CORE_GRAPHPIPE_ANSWER_H_
 
 #include <string>
+#include <string_view>
 
 #include "cc/core/codec.h"
 #include "cc/core/http_client.h"
@@ -31,6 +32,12 @@ Status ReadMetadataAnswer(const std::string& url, const HttpResponse& response,
 
 // Code for a refusal with this HTTP status (see the table above).
 Code CodeForHttpStatus(long http_status);
+
+// A peer's error text fit for a message: trailing newlines dropped, cut at
+// 16 KiB (a misbehaving server must not make messages megabytes long).
+std::string ErrorText(std::string_view text);
+// The body of `response` as such text.
+std::string BodyText(const HttpResponse& response);
 
 }  // namespace tf_graphpipe
 

@@ -21,6 +21,8 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "cc/core/byte_buffer.h"
@@ -52,6 +54,17 @@ struct HttpResponse {
   long status = 0;
   std::string content_type;
   ByteBuffer body;
+  // The final answer's header fields, names lower-cased, values trimmed,
+  // in the order received (libcurl bounds their total size).
+  std::vector<std::pair<std::string, std::string>> headers;
+
+  // The value of the first header field named `lower_name`, or nullptr.
+  const std::string* Header(std::string_view lower_name) const {
+    for (const auto& field : headers) {
+      if (field.first == lower_name) return &field.second;
+    }
+    return nullptr;
+  }
 };
 
 // Transport failures only; an HTTP answer of any status is a success here.

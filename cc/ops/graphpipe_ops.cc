@@ -42,7 +42,12 @@ REGISTER_OP("GraphPipeCall")
     .Attr("config: string = ''")
     .Attr("timeout_seconds: float = 30.0")
     .Attr("retries: int = 2")
+    // 'graphpipe', 'v2' (Open Inference Protocol), or 'auto': decided per
+    // call from the URL (v2 when its path is /v2/models/<name>...), so a URL
+    // variable may be re-pointed across protocols.
     .Attr("protocol: string = 'graphpipe'")
+    // v2 only: tensors as raw bytes (binary tensor extension), else JSON.
+    .Attr("v2_binary: bool = true")
     .SetIsStateful()
     .SetShapeFn([](InferenceContext* c) {
       std::vector<tensorflow::PartialTensorShape> shapes;
@@ -61,6 +66,7 @@ REGISTER_OP("GraphPipeCall")
       return absl::OkStatus();
     })
     // Error classes: see tf_graphpipe/ops.py and cc/core/graphpipe_answer.h.
-    .Doc("Runs the remote GraphPipe model named by `endpoint` on `inputs`, asynchronously.");
+    .Doc("Runs the remote model named by `endpoint` on `inputs`, asynchronously, over "
+         "GraphPipe or the Open Inference Protocol (v2).");
 
 }  // namespace tf_graphpipe

@@ -21,6 +21,8 @@ DType WireTypeOf(tf::DataType type) {
     case tf::DT_FLOAT: return DType::kFloat32;
     case tf::DT_DOUBLE: return DType::kFloat64;
     case tf::DT_STRING: return DType::kString;
+    case tf::DT_BOOL: return DType::kBool;
+    case tf::DT_BFLOAT16: return DType::kBfloat16;
     default: return DType::kNull;
   }
 }
@@ -39,6 +41,8 @@ tf::DataType TfTypeOf(DType type) {
     case DType::kFloat32: return tf::DT_FLOAT;
     case DType::kFloat64: return tf::DT_DOUBLE;
     case DType::kString: return tf::DT_STRING;
+    case DType::kBool: return tf::DT_BOOL;
+    case DType::kBfloat16: return tf::DT_BFLOAT16;
     case DType::kNull: break;
   }
   return tf::DT_INVALID;
@@ -48,7 +52,7 @@ absl::Status ViewOfTensor(const tf::Tensor& tensor, const std::string& what, Ten
   view->type = WireTypeOf(tensor.dtype());
   if (view->type == DType::kNull) {
     return absl::InvalidArgumentError(what + ": dtype " + tf::DataTypeString(tensor.dtype()) +
-                                      " has no GraphPipe wire type");
+                                      " has no GraphPipe wire type nor v2 datatype");
   }
   const auto dims = tensor.shape().dim_sizes();  // a temporary: keep it alive
   view->shape.assign(dims.begin(), dims.end());

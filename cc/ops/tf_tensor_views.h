@@ -13,7 +13,8 @@
 
 namespace tf_graphpipe {
 
-// kNull for TensorFlow types with no wire type (bool, bfloat16, complex...).
+// kNull for TensorFlow types no protocol carries (complex, resource...).
+// bool and bfloat16 map to kBool / kBfloat16, which only v2 carries.
 DType WireTypeOf(tensorflow::DataType type);
 tensorflow::DataType TfTypeOf(DType type);
 

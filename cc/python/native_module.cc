@@ -6,6 +6,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <memory>
@@ -16,6 +17,8 @@
 #include "cc/core/codec.h"
 #include "cc/core/graphpipe_answer.h"
 #include "cc/core/http_client.h"
+#include "cc/core/v2_answer.h"
+#include "cc/core/v2_codec.h"
 #include "cc/python/numpy_views.h"
 
 namespace py = pybind11;
@@ -65,9 +68,11 @@ struct Message {
   }
 };
 
-// A received body that decoded arrays view into.
+// A received body that decoded arrays view into (and, for v2 answers that
+// carried JSON data, the decoded tensors).
 struct ReceivedBody {
   ByteBuffer bytes;
+  std::vector<ByteBuffer> storage;
 };
 
 std::vector<std::string_view> NameViews(const std::vector<std::string>& names) {
@@ -212,6 +217,134 @@ py::dict Metadata(const std::string& url, double timeout, int retries, size_t ma
   return MetadataDict(metadata);
 }
 
+// ---- Open Inference Protocol (v2) ----
+
+py::object V2ModelUrlPy(const std::string& url) {
+  V2ModelUrl parsed;
+  if (!ParseV2ModelUrl(url, &parsed)) return py::none();
+  py::dict out;
+  out["model"] = Utf8(parsed.model);
+  out["metadata_url"] = parsed.metadata_url;
+  out["infer_url"] = parsed.infer_url;
+  return out;
+}
+
+py::list V2Infer(const std::string& url, const py::list& inputs, const py::list& type_ids,
+                 const std::vector<std::string>& input_names,
+                 const std::vector<std::string>& output_names, bool binary, double timeout,
+                 int retries, size_t max_response_bytes) {
+  V2InferRequestSpec spec;
+  spec.inputs = ViewsOfArrays(inputs, type_ids);
+  spec.input_names = NameViews(input_names);
+  spec.output_names = NameViews(output_names);
+  spec.binary = binary;
+  HttpRequest request = MakeRequest(url, timeout, retries, max_response_bytes);
+
+  auto body = std::make_unique<ReceivedBody>();
+  V2InferResponse answer;
+  Status status;
+  {
+    py::gil_scoped_release release;
+    V2Message message;
+    // Large inputs are referenced, not copied: the arrays stay alive in the
+    // caller's list for the whole call.
+    status = EncodeV2InferRequest(spec, TensorBytes::kReference, &message);
+    if (status.ok()) {
+      request.body = message.Parts();
+      request.content_type = message.content_type();
+      if (message.has_blobs()) {
+        request.extra_headers.push_back("Inference-Header-Content-Length: " +
+                                        std::to_string(message.json_size()));
+      }
+      HttpResponse response;
+      status = HttpClient::Shared().Call(std::move(request), &response);
+      if (status.ok()) status = ReadV2InferAnswer(url, response, spec.output_names, &answer);
+      body->bytes = std::move(response.body);  // keeps its address: views stay valid
+      body->storage = std::move(answer.storage);
+    }
+  }
+  RaiseIfError(status);
+  py::object owner = py::cast(std::move(body));
+  return ArraysOfViews(answer.outputs, owner, true);
+}
+
+py::dict V2Metadata(const std::string& url, double timeout, int retries,
+                    size_t max_response_bytes) {
+  HttpRequest request = MakeRequest(url, timeout, retries, max_response_bytes);
+  request.post = false;
+  ModelMetadata metadata;
+  Status status;
+  {
+    py::gil_scoped_release release;
+    HttpResponse response;
+    status = HttpClient::Shared().Call(std::move(request), &response);
+    if (status.ok()) status = ReadV2MetadataAnswer(url, response, &metadata);
+  }
+  RaiseIfError(status);
+  return MetadataDict(metadata);
+}
+
+// (body: bytes, json_size: int): the request Client.infer sends, flattened.
+py::tuple EncodeV2InferRequestPy(const py::list& inputs, const py::list& type_ids,
+                                 const std::vector<std::string>& input_names,
+                                 const std::vector<std::string>& output_names, bool binary) {
+  V2InferRequestSpec spec;
+  spec.inputs = ViewsOfArrays(inputs, type_ids);
+  spec.input_names = NameViews(input_names);
+  spec.output_names = NameViews(output_names);
+  spec.binary = binary;
+  V2Message message;
+  Status status;
+  {
+    py::gil_scoped_release release;
+    status = EncodeV2InferRequest(spec, TensorBytes::kCopy, &message);
+    if (status.ok()) message.Flatten();
+  }
+  RaiseIfError(status);
+  std::vector<BytesSpan> parts = message.Parts();
+  py::bytes bytes = parts.empty() ? py::bytes("", 0)
+                                  : py::bytes(reinterpret_cast<const char*>(parts[0].data),
+                                              parts[0].size);
+  return py::make_tuple(bytes, message.json_size());
+}
+
+// An answer as received (status, body, Inference-Header-Content-Length) ->
+// (names, arrays), through the same code the Client uses.
+py::tuple DecodeV2AnswerPy(const std::string& url, long http_status, const py::bytes& data,
+                           py::object header_length, const std::vector<std::string>& output_names) {
+  auto body = std::make_unique<ReceivedBody>();
+  HttpResponse response;
+  response.status = http_status;
+  std::string_view bytes = data;
+  body->bytes.Reserve(std::max<size_t>(bytes.size(), 1));
+  body->bytes.Append(bytes.data(), bytes.size());
+  response.body = std::move(body->bytes);
+  if (!header_length.is_none()) {
+    response.headers.emplace_back("inference-header-content-length",
+                                  py::str(header_length).cast<std::string>());
+  }
+  V2InferResponse answer;
+  Status status = ReadV2InferAnswer(url, response, NameViews(output_names), &answer);
+  body->bytes = std::move(response.body);
+  body->storage = std::move(answer.storage);
+  RaiseIfError(status);
+  py::list names;
+  for (const std::string& name : answer.output_names) names.append(Utf8(name));
+  py::object owner = py::cast(std::move(body));
+  return py::make_tuple(names, ArraysOfViews(answer.outputs, owner, true));
+}
+
+py::dict DecodeV2MetadataPy(const std::string& url, long http_status, const py::bytes& data) {
+  HttpResponse response;
+  response.status = http_status;
+  std::string_view bytes = data;
+  response.body.Reserve(std::max<size_t>(bytes.size(), 1));
+  response.body.Append(bytes.data(), bytes.size());
+  ModelMetadata metadata;
+  RaiseIfError(ReadV2MetadataAnswer(url, response, &metadata));
+  return MetadataDict(metadata);
+}
+
 std::unique_ptr<Message> EncodeInferRequestPy(const py::list& inputs, const py::list& wire_types,
                                               const std::vector<std::string>& input_names,
                                               const std::vector<std::string>& output_names,
@@ -334,6 +467,23 @@ PYBIND11_MODULE(_native, m) {
   m.def("connections_opened", [] { return HttpClient::Shared().connections_opened(); },
         "TCP connections the shared HTTP client has opened in this process.");
 
+  m.def("v2_model_url", &V2ModelUrlPy, py::arg("url"),
+        "{model, metadata_url, infer_url} when the URL's path is /v2/models/<name>"
+        "[/versions/<v>], else None.");
+  m.def("v2_infer", &V2Infer, py::arg("url"), py::arg("inputs"), py::arg("type_ids"),
+        py::arg("input_names"), py::arg("output_names"), py::arg("binary"), py::arg("timeout"),
+        py::arg("retries"), py::arg("max_response_bytes"),
+        "POST a v2 infer request to the infer URL; the outputs as arrays (requested order).");
+  m.def("v2_metadata", &V2Metadata, py::arg("url"), py::arg("timeout"), py::arg("retries"),
+        py::arg("max_response_bytes"), "GET v2 model metadata; a dict like metadata().");
+  m.def("encode_v2_infer_request", &EncodeV2InferRequestPy, py::arg("inputs"),
+        py::arg("type_ids"), py::arg("input_names"), py::arg("output_names"),
+        py::arg("binary") = true, "A v2 infer request body and its JSON header's length.");
+  m.def("decode_v2_answer", &DecodeV2AnswerPy, py::arg("url"), py::arg("status"), py::arg("body"),
+        py::arg("header_length") = py::none(), py::arg("output_names") = std::vector<std::string>(),
+        "Reads a v2 infer answer as the Client does: (names, arrays), or raises.");
+  m.def("decode_v2_metadata", &DecodeV2MetadataPy, py::arg("url"), py::arg("status"),
+        py::arg("body"), "Reads a v2 model metadata answer as the Client does.");
   m.def("encode_infer_request", &EncodeInferRequestPy, py::arg("inputs"), py::arg("wire_types"),
         py::arg("input_names"), py::arg("output_names"), py::arg("config"),
         py::arg("copy") = true,

@@ -13,7 +13,13 @@ std::vector<py::ssize_t> PyShape(const std::vector<int64_t>& shape) {
   return std::vector<py::ssize_t>(shape.begin(), shape.end());
 }
 
-py::dtype NumpyDtype(DType type) { return py::dtype(std::string(DTypeName(type))); }
+py::dtype NumpyDtype(DType type) {
+  // NumPy has no bfloat16 of its own: ml_dtypes' (a TensorFlow dependency).
+  if (type == DType::kBfloat16) {
+    return py::dtype::from_args(py::module_::import("ml_dtypes").attr("bfloat16"));
+  }
+  return py::dtype(std::string(DTypeName(type)));
+}
 
 }  // namespace
 
@@ -70,9 +76,9 @@ std::vector<TensorView> ViewsOfArrays(const py::list& arrays, const py::list& wi
   views.reserve(arrays.size());
   for (size_t i = 0; i < arrays.size(); ++i) {
     const int raw = wire_types[i].cast<int>();
-    if (raw < 1 || raw > kMaxWireType) {
-      throw py::value_error("tensor " + std::to_string(i) + ": wire type id " +
-                            std::to_string(raw) + " is not 1..12");
+    if (raw < 1 || raw > kMaxDType) {
+      throw py::value_error("tensor " + std::to_string(i) + ": type id " +
+                            std::to_string(raw) + " is not 1..14");
     }
     views.push_back(ViewOfArray(arrays[i].cast<py::array>(), static_cast<DType>(raw),
                                 "tensor " + std::to_string(i)));

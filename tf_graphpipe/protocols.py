@@ -1,0 +1,49 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Which protocol a URL speaks: the one rule every client entry point
+(``Client``, ``remote_call``, ``GraphPipeLayer``, ``tf-graphpipe info/infer``)
+follows.
+
+A URL whose path is ``/v2/models/<name>`` (optionally ``/versions/<v>``;
+a proxy's prefix before ``/v2`` is allowed) speaks the Open Inference
+Protocol (KServe v2), any other URL speaks GraphPipe; ``protocol="graphpipe"``
+or ``"v2"`` overrides. The URL parsing itself lives in cc/core
+(``ParseV2ModelUrl``), so the op kernel decides the same way at run time.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from tf_graphpipe import _native
+from tf_graphpipe.dtypes import GRAPHPIPE, V2
+
+__all__ = ["GRAPHPIPE", "V2", "resolve", "v2_endpoints"]
+
+PROTOCOLS = (GRAPHPIPE, V2)
+
+
+def v2_endpoints(url: str) -> dict[str, str] | None:
+    """``{"model", "metadata_url", "infer_url"}`` for a v2 model URL, else None."""
+    return _native.v2_model_url(url)
+
+
+def resolve(url: str, protocol: str | None) -> str:
+    """The protocol ``url`` is spoken in: ``protocol`` if given, else from the URL.
+
+    Raises:
+        ValueError: an unknown protocol, or ``"v2"`` for a URL that names no
+            v2 model.
+    """
+    if protocol is None:
+        return V2 if v2_endpoints(url) is not None else GRAPHPIPE
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"protocol must be 'graphpipe', 'v2' or None, got {protocol!r}")
+    if protocol == V2 and v2_endpoints(url) is None:
+        raise ValueError(
+            f"a v2 URL names its model: http://HOST:PORT/v2/models/NAME[/versions/V], got {url!r}"
+        )
+    return protocol
+
+
+def check_protocol_argument(protocol: Any) -> None:
+    if protocol is not None and protocol not in PROTOCOLS:
+        raise ValueError(f"protocol must be 'graphpipe', 'v2' or None, got {protocol!r}")
