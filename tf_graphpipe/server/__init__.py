@@ -2,8 +2,11 @@
 """The tf-graphpipe model server: any TensorFlow model (or Python callable) as
 a GraphPipe endpoint.
 
-* ``running``    ``serve()`` and ``RunningServer`` (uvicorn on a background thread)
-* ``app``        the ASGI app: the HTTP binding, body reading, error answers
+* ``running``    ``serve()`` and ``RunningServer`` (the server on a background thread)
+* ``http_server`` the HTTP/1.1 server: asyncio protocol, httptools, bodies received in place
+* ``endpoint``   what is answered: routes, metadata, a POST body to a checked call
+* ``workers``    the threads running the model, and the hand-off to and from them
+* ``app``        the same endpoint as an ASGI app, for mounting in an ASGI server
 * ``inference``  one call: check against the model, run, select, encode
 * ``batching``   dynamic batching of concurrent calls
 * ``models``     adapters: callables and the dispatch of what ``serve`` accepts

@@ -125,7 +125,8 @@ class Batcher:
         start = 0
         for call in calls:
             end = start + call.rows
-            answers.append(_answer(self.runner.encode, [(name, value[start:end]) for name, value in outputs]))
+            encode = call.encode or self.runner.encode
+            answers.append(_answer(encode, [(name, value[start:end]) for name, value in outputs]))
             start = end
         return answers
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 import logging
 import re
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -58,7 +59,9 @@ class Call:
     """A checked request: inputs in the model's input order.
 
     ``batch_key`` is None when the call cannot be merged with others; calls with
-    equal keys differ at most in their first dimension (``rows``).
+    equal keys differ at most in their first dimension (``rows``). ``encode``
+    turns the selected outputs into this call's answer (None: a GraphPipe
+    InferResponse; the v2 endpoint sets its own).
     """
 
     inputs: list[np.ndarray]
@@ -66,6 +69,7 @@ class Call:
     config: bytes
     rows: int = 0
     batch_key: tuple | None = None
+    encode: Callable[[list[tuple[str, np.ndarray]]], Any] | None = None
 
 
 class ModelRunner:
@@ -74,6 +78,7 @@ class ModelRunner:
     def __init__(self, model: Model, debug: bool = False) -> None:
         self.model = model
         self.debug = debug
+        self.batch_keys = True  # False when nothing batches: prepare() skips computing them
         self._input_index = {spec.name: i for i, spec in enumerate(model.inputs)}
         self._output_names = {spec.name for spec in model.outputs}
         # Merging along axis 0 is only sound when no input fixes its first dim.
@@ -112,7 +117,7 @@ class ModelRunner:
                     known = ", ".join(repr(s.name) for s in model.outputs)
                     raise BadRequest(f"unknown output {name!r} (model outputs: {known})")
         call = Call(ordered, tuple(output_names), config)
-        if self._batchable and ordered and all(a.ndim > 0 for a in ordered):
+        if self.batch_keys and self._batchable and ordered and all(a.ndim > 0 for a in ordered):
             rows = ordered[0].shape[0]
             if all(a.shape[0] == rows for a in ordered):
                 call.rows = rows
@@ -155,9 +160,9 @@ class ModelRunner:
         except (TypeError, ValueError) as exc:
             raise ModelFailed(str(exc)) from exc
 
-    def execute(self, call: Call) -> _native.Message:
-        """``encode(run(call))``."""
-        return self.encode(self.run(call))
+    def execute(self, call: Call) -> Any:
+        """``encode(run(call))``, with the call's own encoder if it has one."""
+        return (call.encode or self.encode)(self.run(call))
 
     def describe(self, exc: BaseException, what: str) -> str:
         """A message for the client: the exception's own text without the

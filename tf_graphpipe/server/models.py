@@ -51,6 +51,8 @@ class Model:
 
     def named_outputs(self, results: Any) -> dict[str, np.ndarray]:
         """Names a model's raw result: a dict, a list/tuple, or one array."""
+        if type(results) is np.ndarray and len(self.outputs) <= 1:  # the common case, fast
+            return {self.outputs[0].name if self.outputs else "output0": results}
         if isinstance(results, Mapping):
             items = [(str(k), v) for k, v in results.items()]
             if self.outputs and set(k for k, _ in items) == {s.name for s in self.outputs}:

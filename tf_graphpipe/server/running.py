@@ -1,22 +1,22 @@
 # SPDX-License-Identifier: Apache-2.0
-"""``serve()``: a model behind uvicorn (httptools, uvloop when installed, no
-access log) on a background thread with its own event loop."""
+"""``serve()``: a model behind the server of ``http_server`` (httptools,
+uvloop when installed) on a background thread with its own event loop."""
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import socket
 import threading
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import uvicorn
-
-from tf_graphpipe.server.app import DEFAULT_MAX_REQUEST_BYTES, GraphPipeApp
+from tf_graphpipe.server.endpoint import DEFAULT_MAX_REQUEST_BYTES, Endpoint
+from tf_graphpipe.server.http_server import HttpServer
 from tf_graphpipe.server.inference import ModelRunner
 from tf_graphpipe.server.models import Model, load_model
 from tf_graphpipe.server.specs import IOSpec, parse_spec
+from tf_graphpipe.server.workers import ModelWorkers
 
 __all__ = ["RunningServer", "serve"]
 
@@ -25,6 +25,7 @@ log = logging.getLogger("tf_graphpipe.server")
 STARTUP_TIMEOUT = 60.0
 KEEP_ALIVE_SECONDS = 75  # longer than the usual client pool idle time
 GRACEFUL_SHUTDOWN_SECONDS = 10
+REQUEST_TIMEOUT_SECONDS = 60  # a request head, or a stalled body or answer (slow clients)
 
 
 def serve(
@@ -104,27 +105,15 @@ def _specs(specs: Sequence[IOSpec | str] | None) -> list[IOSpec] | None:
     return [s if isinstance(s, IOSpec) else parse_spec(s) for s in specs]
 
 
-class _Server(uvicorn.Server):
-    """uvicorn's server, telling a waiting thread when it is listening."""
-
-    def __init__(self, config: uvicorn.Config, started: threading.Event) -> None:
-        super().__init__(config)
-        self._started_event = started
-
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        try:
-            await super().startup(sockets=sockets)
-        finally:
-            self._started_event.set()
-
-
 class RunningServer:
-    """A GraphPipe server running on a background thread.
+    """A GraphPipe server running on a background thread with its own event
+    loop (uvloop when installed) and its own model worker threads.
 
     Attributes:
         url: ``http://HOST:PORT``, the model's URL.
         host, port: where it listens.
         model: the served ``Model``.
+        endpoint: what it answers (routes, metadata, batching).
     """
 
     def __init__(
@@ -138,42 +127,44 @@ class RunningServer:
         batch_timeout_ms: float = 5.0,
         debug: bool = False,
         workers: int | None = None,
+        keep_alive_timeout: float = KEEP_ALIVE_SECONDS,
+        request_timeout: float = REQUEST_TIMEOUT_SECONDS,
+        graceful_timeout: float = GRACEFUL_SHUTDOWN_SECONDS,
     ) -> None:
         self.model = model
-        self._executor = ThreadPoolExecutor(
-            max_workers=workers or min(8, (os.cpu_count() or 1) + 2), thread_name_prefix="graphpipe-model"
-        )
-        self.app = GraphPipeApp(
-            ModelRunner(model, debug=debug),
-            self._executor,
-            max_request_bytes=max_request_bytes,
-            max_batch_size=max_batch_size,
-            batch_timeout_ms=batch_timeout_ms,
-        )
-        self._socket = _listen(host, port)
+        self._workers = ModelWorkers(workers or min(8, (os.cpu_count() or 1) + 2))
+        try:
+            self.endpoint = Endpoint(
+                ModelRunner(model, debug=debug),
+                self._workers,
+                max_request_bytes=max_request_bytes,
+                max_batch_size=max_batch_size,
+                batch_timeout_ms=batch_timeout_ms,
+            )
+            self._socket = _listen(host, port)
+        except BaseException:
+            self._workers.shutdown(wait=False)
+            raise
         self.host = host
         self.port = self._socket.getsockname()[1]
         self.url = f"http://[{host}]:{self.port}" if ":" in host else f"http://{host}:{self.port}"
-        config = uvicorn.Config(
-            self.app,
-            http="httptools",
-            loop="uvloop" if _has_uvloop() else "asyncio",
-            lifespan="off",
-            access_log=False,
-            log_config=None,
-            timeout_keep_alive=KEEP_ALIVE_SECONDS,
-            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
-            server_header=False,
-            date_header=False,
+        self._http = HttpServer(
+            self.endpoint,
+            keep_alive_timeout=keep_alive_timeout,
+            request_timeout=request_timeout,
+            graceful_timeout=graceful_timeout,
         )
-        started = threading.Event()
-        self._server = _Server(config, started)
+        self._loop = _new_event_loop()
+        self._stop: asyncio.Event | None = None
+        self._started = threading.Event()
         self._error: BaseException | None = None
+        self._closed = False
         self._thread = threading.Thread(target=self._run, name=f"graphpipe-server-{self.port}", daemon=True)
         self._thread.start()
-        if not started.wait(STARTUP_TIMEOUT) or not self._server.started:
+        if not self._started.wait(STARTUP_TIMEOUT) or self._error is not None:
+            error = self._error
             self.close()
-            raise RuntimeError(f"GraphPipe server on {self.url} did not start") from self._error
+            raise RuntimeError(f"GraphPipe server on {self.url} did not start") from error
         batching = (
             f"batching up to {max_batch_size} rows within {batch_timeout_ms:g} ms" if max_batch_size > 0 else "no batching"
         )
@@ -183,11 +174,22 @@ class RunningServer:
         )
 
     def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
         try:
-            self._server.run(sockets=[self._socket])
+            self._loop.run_until_complete(self._serve())
         except BaseException as exc:  # reported by __init__ or close()
             self._error = exc
             log.exception("GraphPipe server on %s stopped with an error", self.url)
+        finally:
+            self._started.set()
+            self._loop.close()
+
+    async def _serve(self) -> None:
+        self._stop = asyncio.Event()
+        await self._http.start([self._socket])
+        self._started.set()
+        await self._stop.wait()
+        await self._http.shutdown()
 
     @property
     def running(self) -> bool:
@@ -195,10 +197,17 @@ class RunningServer:
 
     def close(self, timeout: float | None = None) -> None:
         """Stops accepting, lets calls in flight finish, stops the threads."""
-        self.app.ready = False
-        self._server.should_exit = True
+        if self._closed:
+            return
+        self._closed = True
+        self.endpoint.ready = False
+        if self._stop is not None:
+            try:
+                self._loop.call_soon_threadsafe(self._stop.set)
+            except RuntimeError:  # the loop already stopped
+                pass
         self._thread.join(timeout)
-        self._executor.shutdown(wait=True, cancel_futures=True)
+        self._workers.shutdown(wait=True)
         self._socket.close()
 
     def __enter__(self) -> RunningServer:
@@ -226,10 +235,10 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _has_uvloop() -> bool:
+def _new_event_loop() -> asyncio.AbstractEventLoop:
     try:
-        import uvloop  # noqa: F401
+        import uvloop
     except ImportError:
-        return False
-    return True
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
 
