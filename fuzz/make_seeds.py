@@ -1,0 +1,106 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Writes the seed corpus of each fuzz target: the golden vectors of
+``shared/vectors`` (bytes from the reference peers) plus hand-made messages
+that reach the decoders' refusal branches (lying shapes, unknown types and
+union members, absent fields, error answers).
+
+Usage: python fuzz/make_seeds.py OUT_DIR   (one subdirectory per target)
+Needs only the ``flatbuffers`` runtime (via tests/wire_builder.py).
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import struct
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tests"))
+
+import wire_builder as wb  # noqa: E402
+
+VECTORS = Path(os.environ.get("GRAPHPIPE_VECTORS", REPO.parent / "shared" / "vectors"))
+
+# Byte 0 / byte 1 of a read_answer_fuzzer input (see read_answer_fuzzer.cc).
+STATUS_200, STATUS_400, STATUS_500, STATUS_503 = 0, 4, 7, 9
+OCTET, TEXT = 0, 1
+METADATA_CALL = 0x80
+
+
+def _vectors(prefix: str) -> list[bytes]:
+    if not VECTORS.is_dir():
+        sys.exit(f"make_seeds: golden vectors not found at {VECTORS} (set GRAPHPIPE_VECTORS)")
+    return [p.read_bytes() for p in sorted(VECTORS.rglob(f"{prefix}*.bin"))]
+
+
+def request_seeds() -> list[bytes]:
+    T = wb.RawTensor
+    return _vectors("metadata_request") + _vectors("infer_request") + [
+        wb.request(wb.REQ_METADATA, with_table=False),
+        wb.request(tensors=[T(type=10, shape=[2, -3], data=b"\0" * 24)]),
+        wb.request(tensors=[T(type=10, shape=[1 << 40, 1 << 40], data=b"")]),
+        wb.request(tensors=[T(type=8, shape=[0, 1 << 62], data=b"")]),
+        wb.request(tensors=[T(type=0, shape=[1], data=b"\0")]),
+        wb.request(tensors=[T(type=13, shape=[1], data=b"\0")]),
+        wb.request(tensors=[T(type=12, shape=[2], data=None, string_val=[b"a\0b", b""])]),
+        wb.request(tensors=[T(type=1, shape=None, data=None)]),
+        wb.request(3),
+        wb.request(255),
+        wb.request(tensors=[T(type=11, shape=[], data=struct.pack("<d", 1.5))],
+                   config=b"cfg", input_names=[b"x"], output_names=[b"y", b"z"]),
+    ]
+
+
+def infer_response_seeds() -> list[bytes]:
+    T = wb.RawTensor
+    return _vectors("infer_response") + [
+        wb.infer_response(errors=[(3, b"no such output 'nope'"), (13, b"\xff\xfe not utf-8")]),
+        wb.infer_response(tensors=None, errors=None),
+        wb.infer_response(tensors=[T(type=9, shape=[3], data=b"\0" * 5)]),
+        wb.infer_response(tensors=[T(type=12, shape=[1], data=b"", string_val=[b"x" * 40])]),
+        wb.infer_response(tensors=[T(type=7, shape=[1, 1, 1, 1], data=b"\1" * 8)]),
+    ]
+
+
+def metadata_response_seeds() -> list[bytes]:
+    return _vectors("metadata_response") + [
+        wb.metadata_response(inputs=[wb.RawIO(type=0, shape=[-1, 224, 224, 3])],
+                             outputs=[wb.RawIO(name=None, description=None, shape=None, type=None)]),
+        wb.metadata_response(name=b"\xff", inputs=[wb.RawIO(type=13)]),
+    ]
+
+
+def answer_seeds() -> list[bytes]:
+    seeds = [bytes([STATUS_200, OCTET]) + body for body in infer_response_seeds()]
+    seeds += [bytes([STATUS_200 | METADATA_CALL, OCTET]) + body for body in metadata_response_seeds()]
+    error = wb.infer_response(errors=[(3, b"bad input")])
+    seeds += [
+        bytes([STATUS_400, TEXT]) + b"model failed: bad input\n",
+        bytes([STATUS_400, OCTET]) + error,
+        bytes([STATUS_500, OCTET]) + error,
+        bytes([STATUS_503, TEXT]) + b"overloaded",
+        bytes([STATUS_400, TEXT]) + "d\u00e9j\u00e0 vu \u2603".encode() * 40,
+        bytes([STATUS_500 | METADATA_CALL, OCTET]),
+    ]
+    return seeds
+
+
+def main(out: Path) -> None:
+    corpora = {
+        "decode_request_fuzzer": request_seeds(),
+        "decode_infer_response_fuzzer": infer_response_seeds(),
+        "decode_metadata_response_fuzzer": metadata_response_seeds(),
+        "read_answer_fuzzer": answer_seeds(),
+    }
+    for target, seeds in corpora.items():
+        directory = out / target
+        directory.mkdir(parents=True, exist_ok=True)
+        for seed in seeds:  # named by content, as libFuzzer names its finds
+            (directory / hashlib.sha1(seed).hexdigest()).write_bytes(seed)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit(__doc__)
+    main(Path(sys.argv[1]))
