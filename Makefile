@@ -8,5 +8,5 @@ demo:
 
 # Builds, installs and runs the whole test suite against the installed package.
 test:
-	bash scripts/bootstrap.sh test,notebooks
+	bash scripts/bootstrap.sh test,notebooks,bench
 	.venv/bin/pytest

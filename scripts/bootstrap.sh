@@ -50,6 +50,11 @@ target="."
 echo "bootstrap: building and installing tf-graphpipe$([ -n "$extras" ] && echo "[$extras]")"
 quiet_pip install --no-build-isolation "$target" \
   || { echo "bootstrap: building tf-graphpipe failed (log above)" >&2; exit 1; }
+if [[ ",$extras," == *",bench,"* ]]; then
+  # Its only dependency not already in TensorFlow is `tensorflow` itself,
+  # which would install beside tensorflow-cpu.
+  quiet_pip install --no-deps "tensorflow-serving-api==2.21.*"
+fi
 # From another directory, so the check sees the installed package, not this
 # source tree (which has no compiled parts).
 venv_python="$PWD/.venv/bin/python"
