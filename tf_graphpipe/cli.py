@@ -38,6 +38,8 @@ MODEL is one of:
   demo                     the embedded demo model (float32 [batch, 4] -> [batch, 3])
 
 Once listening, prints one line with the URL (http://HOST:PORT) on stdout.
+The same port also answers the Open Inference Protocol (KServe v2, e.g.
+tritonclient) for the model, named by --name: URL/v2/models/NAME[/infer].
 Stops cleanly, exit code 0, on SIGINT (Ctrl-C) or SIGTERM.
 
 examples:
@@ -70,7 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     defaults = ServeFormatter = _HelpFormatter
     serve = commands.add_parser(
-        "serve", help="serve a model over GraphPipe", description="Serve a model over GraphPipe (HTTP).",
+        "serve", help="serve a model over GraphPipe (and KServe v2)",
+        description="Serve a model over GraphPipe and the Open Inference Protocol (KServe v2), over HTTP.",
         epilog=SERVE_EPILOG, formatter_class=ServeFormatter,
     )
     serve.add_argument("model", metavar="MODEL", help="what to serve (see below)")

@@ -5,6 +5,8 @@ a GraphPipe endpoint.
 * ``running``    ``serve()`` and ``RunningServer`` (the server on a background thread)
 * ``http_server`` the HTTP/1.1 server: asyncio protocol, httptools, bodies received in place
 * ``endpoint``   what is answered: routes, metadata, a POST body to a checked call
+* ``v2_endpoint`` the Open Inference Protocol (KServe v2) routes under ``/v2``, same model
+* ``v2_wire``    v2 infer bodies decoded (binary inputs as views) and answers encoded
 * ``workers``    the threads running the model, and the hand-off to and from them
 * ``app``        the same endpoint as an ASGI app, for mounting in an ASGI server
 * ``inference``  one call: check against the model, run, select, encode

@@ -13,6 +13,8 @@ copying them chunk by chunk and is measurably faster (bench/README.md).
 * ``GET`` / ``HEAD`` any path: the metadata as JSON (keys of ``Client.metadata()``).
 * ``/control/is_alive``, ``/control/is_ready``: ``ok`` (``is_ready`` answers
   503 once the server is shutting down).
+* ``/v2`` and below: the Open Inference Protocol (KServe v2) routes of
+  ``v2_endpoint``, for the same model.
 
 Example::
 
@@ -42,6 +44,7 @@ from tf_graphpipe.server.endpoint import (
 )
 from tf_graphpipe.server.inference import INVALID_ARGUMENT, Call, ModelRunner
 from tf_graphpipe.server.models import Model
+from tf_graphpipe.server.v2_endpoint import is_v2_path
 from tf_graphpipe.server.workers import ModelWorkers
 
 __all__ = ["GraphPipeApp", "DEFAULT_MAX_REQUEST_BYTES"]
@@ -75,6 +78,9 @@ class GraphPipeApp:
         if kind != "http":
             return
         method, path = scope["method"], scope["path"]
+        if is_v2_path(path):
+            await self._v2(scope, receive, send)
+            return
         if method == "POST" and path not in HEALTH_PATHS:
             await self._post(scope, receive, send)
             return
@@ -109,6 +115,37 @@ class GraphPipeApp:
         if log.isEnabledFor(logging.DEBUG):
             log.debug("POST %s -> %d (%d bytes in, %d out, %.2f ms)", scope["path"], status, size,
                       len(answer), (time.perf_counter() - started) * 1e3)
+
+    async def _v2(self, scope: Scope, receive: Receive, send: Send) -> None:
+        v2 = self.endpoint.v2
+        try:
+            body = await self._read_body(scope, receive) if scope["method"] == "POST" else b""
+            if body is None:
+                return  # the client went away
+            header_length = _header(scope, b"inference-header-content-length")
+            if header_length is not None:  # not a number: out of range for the v2 decoder
+                header_length = int(header_length) if header_length.isdigit() else -1
+            result = v2.handle(scope["method"].encode(), scope["path"], body, header_length)
+            if type(result) is Call:
+                if self.endpoint.batcher is not None:
+                    result = 200, await self.endpoint.batcher.submit(result)
+                else:
+                    loop = asyncio.get_running_loop()
+                    result = await loop.run_in_executor(self.endpoint.workers, v2.execute, result)
+        except Exception as exc:  # noqa: BLE001 - every failure becomes an answer
+            result = v2.error_answer(exc)
+        status, answer = result
+        headers = [(b"content-type", answer.content_type), (b"content-length", b"%d" % len(answer))]
+        headers += [tuple(line.split(b": ", 1)) for line in answer.headers.split(b"\r\n") if line]
+        if status == 413:
+            headers.append((b"connection", b"close"))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        parts = [] if scope["method"] == "HEAD" else answer.parts
+        for i, part in enumerate(parts):  # each buffer as it is: no joining copy
+            await send({"type": "http.response.body", "body": memoryview(part), "more_body": i < len(parts) - 1})
+        if not parts:
+            await send({"type": "http.response.body", "body": b""})
+        log.debug("%s %s -> %d (v2)", scope["method"], scope["path"], status)
 
     async def _read_body(self, scope: Scope, receive: Receive) -> np.ndarray | bytearray | None:
         """The whole body in one buffer, or None if the client disconnected.
@@ -147,6 +184,13 @@ class GraphPipeApp:
                 raise too_large(None, limit)
             if not message.get("more_body", False):
                 return grown
+
+
+def _header(scope: Scope, name: bytes) -> bytes | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return value
+    return None
 
 
 def _content_length(scope: Scope) -> int | None:

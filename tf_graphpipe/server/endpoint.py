@@ -18,6 +18,7 @@ from tf_graphpipe import __version__, _native
 from tf_graphpipe.errors import ProtocolError
 from tf_graphpipe.server.batching import Batcher
 from tf_graphpipe.server.inference import INVALID_ARGUMENT, RESOURCE_EXHAUSTED, Call, CallError, ModelRunner
+from tf_graphpipe.server.v2_endpoint import V2Endpoint
 from tf_graphpipe.server.workers import ModelWorkers
 
 __all__ = ["DEFAULT_MAX_REQUEST_BYTES", "Endpoint", "Refused", "SERVER_NAME", "HEALTH_PATHS"]
@@ -93,6 +94,7 @@ class Endpoint:
                  outputs=[s.json_metadata() for s in model.outputs]),
             indent=2,
         ).encode() + b"\n"
+        self.v2 = V2Endpoint(self)  # the Open Inference Protocol routes under /v2, same model
 
     def get(self, path: str) -> tuple[int, bytes, bytes]:
         """The answer to a GET (or HEAD): (status, body, content type)."""

@@ -98,8 +98,7 @@ def _framed(status: int, answer: Any, close: bool) -> list[Any]:
 
 
 def _aligned(buffer: np.ndarray, size: int, align_at: int) -> np.ndarray:
-    """``size`` bytes of ``buffer`` (at least BLOB_ALIGNMENT longer) placed so
-    that byte ``align_at`` is BLOB_ALIGNMENT-aligned."""
+    """``size`` bytes of ``buffer`` (BLOB_ALIGNMENT longer) with byte ``align_at`` aligned."""
     shift = -(buffer.ctypes.data + align_at) % BLOB_ALIGNMENT
     return buffer[shift:shift + size]
 
@@ -323,10 +322,7 @@ class _Connection(asyncio.BufferedProtocol):
         elif len(name) == 6 and name.lower() == b"expect":
             self.expect_continue = value.lower() == b"100-continue"
         elif len(name) == 31 and name.lower() == b"inference-header-content-length":
-            try:
-                self.header_length = int(value)
-            except ValueError:
-                self.header_length = -1  # refused by the v2 decoder: out of range
+            self.header_length = int(value) if value.isdigit() else -1  # -1: refused by the v2 decoder
 
     def on_headers_complete(self) -> None:
         if self.discarding:
@@ -435,8 +431,7 @@ class _Connection(asyncio.BufferedProtocol):
         else:
             self._send(405, b"text/plain", NOT_ALLOWED, extra=b"allow: GET, HEAD, POST\r\n")
 
-    def _submit(self, call: Call) -> None:
-        """Hands a checked call to the batcher or the model workers."""
+    def _submit(self, call: Call) -> None:  # to the batcher, or straight to the model workers
         if self.endpoint.batcher is not None:
             self.task = self.loop.create_task(self._batched(call))
         else:
@@ -498,13 +493,10 @@ class _Connection(asyncio.BufferedProtocol):
         transport = self.transport
         if transport is not None and not transport.is_closing():
             rest = []
-            for buffer in buffers:
-                view = memoryview(buffer).cast("B")
-                if written >= len(view):
-                    written -= len(view)
-                    continue
-                rest.append(view[written:])
-                written = 0
+            for view in (memoryview(b).cast("B") for b in buffers):
+                if written < len(view):
+                    rest.append(view[written:])
+                written = max(0, written - len(view))
             transport.writelines(rest)
         with self.lock:
             self.busy = False

@@ -43,7 +43,9 @@ def serve(
     input_specs: Sequence[IOSpec | str] | None = None,
     output_specs: Sequence[IOSpec | str] | None = None,
 ) -> RunningServer:
-    """Serves ``model`` over GraphPipe from a background thread.
+    """Serves ``model`` over GraphPipe from a background thread; the same port
+    answers the Open Inference Protocol (KServe v2: ``tritonclient``, or
+    ``Client(server.url + "/v2/models/NAME")``) under ``/v2``.
 
     Args:
         model: ``"demo"``, a SavedModel directory, a ``.keras`` file,

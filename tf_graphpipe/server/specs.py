@@ -19,7 +19,9 @@ class IOSpec:
 
     Attributes:
         name: the name clients use in ``input_names`` / ``output_names``.
-        wire_type: the GraphPipe type id, 0 when undeclared (any dtype accepted).
+        wire_type: the type id (dtypes.py), 0 when undeclared (any dtype
+            accepted); bool and bfloat16, which only v2 carries, are
+            undeclared in GraphPipe metadata.
         shape: dims with -1 for "any size"; None when even the rank is unknown
             (sent in metadata as an empty shape, with type 0 for undeclared).
         description: free text for metadata.
@@ -32,7 +34,7 @@ class IOSpec:
 
     @property
     def dtype_name(self) -> str | None:
-        return dtypes.by_id(self.wire_type).name if self.wire_type else None
+        return dtypes.by_id(self.wire_type, dtypes.V2).name if self.wire_type else None
 
     def wire_metadata(self) -> dict[str, Any]:
         """This entry as ``_native.encode_metadata_response`` takes it."""
@@ -40,7 +42,7 @@ class IOSpec:
             "name": self.name,
             "description": self.description,
             "shape": list(self.shape or ()),
-            "type": self.wire_type,
+            "type": self.wire_type if self.wire_type and dtypes.by_id(self.wire_type, dtypes.V2).graphpipe else 0,
         }
 
     def json_metadata(self) -> dict[str, Any]:
@@ -57,7 +59,7 @@ class IOSpec:
         if self.wire_type:
             got = wire_type_of(array)
             if got != self.wire_type:
-                got_name = dtypes.by_id(got).name if got else str(array.dtype)
+                got_name = dtypes.by_id(got, dtypes.V2).name if got else str(array.dtype)
                 return f"{what}: expected dtype {self.dtype_name}, got {got_name}"
         if self.shape is not None:
             fits = len(self.shape) == array.ndim and all(
@@ -70,22 +72,22 @@ class IOSpec:
 
 
 def wire_type_of(array: np.ndarray) -> int:
-    """The wire type id of a decoded or computed array, 0 if it has none."""
+    """The type id of a decoded or computed array, 0 if it has none."""
     if array.dtype.kind in "OSU":
         return dtypes.STRING
     try:
-        return dtypes.by_name(array.dtype.name).id
+        return dtypes.by_name(array.dtype.name, dtypes.V2).id
     except ValueError:
         return 0
 
 
 def spec_from_tensor_spec(spec: Any, default_name: str) -> IOSpec:
     """An IOSpec from anything shaped like ``tf.TensorSpec`` (``.dtype``, ``.shape``,
-    optional ``.name``); dtypes with no wire type become undeclared."""
+    optional ``.name``); dtypes with no type id become undeclared."""
     dtype = getattr(spec, "dtype", None)
     dtype_name = getattr(dtype, "name", None) or (str(dtype) if dtype is not None else None)
     try:
-        wire_type = dtypes.by_name(dtype_name).id if dtype_name else 0
+        wire_type = dtypes.by_name(dtype_name, dtypes.V2).id if dtype_name else 0
     except ValueError:
         wire_type = 0
     return IOSpec(
@@ -108,7 +110,7 @@ def shape_tuple(shape: Any) -> tuple[int, ...] | None:
 def parse_spec(text: str) -> IOSpec:
     """Parses ``NAME[:DTYPE[:SHAPE]]`` as given to ``--input-spec``.
 
-    DTYPE is a wire type name (``float32``, ``string``...) or empty for any;
+    DTYPE is a type name (``float32``, ``string``, ``bool``...) or empty for any;
     SHAPE is comma-separated dims, ``-1`` (or ``?``) for any size, empty for
     rank 0 and ``*`` for unknown rank (the default).
 
@@ -121,7 +123,7 @@ def parse_spec(text: str) -> IOSpec:
     if not parts[0] or len(parts) > 3:
         raise ValueError(f"spec {text!r}: expected NAME[:DTYPE[:SHAPE]], e.g. x:float32:-1,4")
     name = parts[0]
-    wire_type = dtypes.by_name(parts[1]).id if len(parts) > 1 and parts[1] else 0
+    wire_type = dtypes.by_name(parts[1], dtypes.V2).id if len(parts) > 1 and parts[1] else 0
     shape: tuple[int, ...] | None = None
     if len(parts) > 2 and parts[2].strip() != "*":
         dims = [d.strip() for d in parts[2].split(",") if d.strip()]
