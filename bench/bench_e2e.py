@@ -198,7 +198,9 @@ class Process:
 
     def __init__(self, argv: list[str], env: dict[str, str] | None = None, stdin: bool = False) -> None:
         full_env = dict(os.environ, **(env or {}))
-        full_env["PYTHONPATH"] = os.pathsep.join([str(REPO), str(BENCH), full_env.get("PYTHONPATH", "")])
+        # bench/ for its helper modules; the package itself from the
+        # environment (installed, or PYTHONPATH=. in a checkout).
+        full_env["PYTHONPATH"] = os.pathsep.join(p for p in [str(BENCH), full_env.get("PYTHONPATH", "")] if p)
         self.process = subprocess.Popen(argv, stdout=subprocess.PIPE, stdin=subprocess.PIPE if stdin else None,
                                         stderr=subprocess.DEVNULL if "--quiet" in argv else None,
                                         env=full_env, text=True)

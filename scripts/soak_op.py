@@ -53,8 +53,8 @@ def fd_count() -> int:
 
 
 def start_server() -> tuple[subprocess.Popen[str], str]:
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
-               TF_CPP_MIN_LOG_LEVEL="3")
+    # The package comes from the environment: installed, or PYTHONPATH in a checkout.
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     process = subprocess.Popen([sys.executable, "-c", SERVER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                text=True, env=env)
     url = process.stdout.readline().strip()
