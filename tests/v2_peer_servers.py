@@ -12,6 +12,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,7 +60,8 @@ class PeerServer:
         self.stop()
 
 
-def _start(name: str, python: Path, script: str, args: list[str], port: int) -> PeerServer:
+def _start(name: str, python: Path, script: str, args: list[str], port: int,
+           models: tuple[str, ...] = ()) -> PeerServer:
     log = Path(tempfile.mkstemp(prefix=f"tf-graphpipe-{name}-", suffix=".log")[1])
     with open(log, "wb") as err:
         process = subprocess.Popen(
@@ -76,12 +78,22 @@ def _start(name: str, python: Path, script: str, args: list[str], port: int) -> 
 
     threading.Thread(target=watch, daemon=True).start()
     deadline = time.monotonic() + START_TIMEOUT
-    while not ready.wait(0.2):
+    # The READY line, or the server itself saying each of `models` is ready:
+    # seen here, PyTriton's run() once never returned though Triton served.
+    while not ready.wait(0.2) and not (models and all(_model_ready(port, m) for m in models)):
         if process.poll() is not None or time.monotonic() > deadline:
             server.stop()
             tail = log.read_text(errors="replace")[-4000:]
             raise PeerError(f"{name} did not start (exit code {process.poll()}); its log {log} ends:\n{tail}")
     return server
+
+
+def _model_ready(port: int, model: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/models/{model}/ready", timeout=1) as answer:
+            return answer.status == 200
+    except OSError:  # refused, reset, 4xx/5xx (HTTPError), timeout
+        return False
 
 
 def _python(build, what: str) -> Path:
@@ -91,12 +103,17 @@ def _python(build, what: str) -> Path:
         raise PeerError(f"cannot build the {what} virtualenv under {peer_venvs.ROOT}: {exc}") from exc
 
 
+# What tests/v2_peers/triton_models.py serves.
+TRITON_MODELS = ("arith", "echo_bytes", "halves", "ident", "seed", "fail")
+
+
 def start_triton() -> PeerServer:
     """Triton (tritonserver 2.51.0 from nvidia-pytriton 0.7.0) on free
     127.0.0.1 ports for HTTP, gRPC and metrics."""
     python = _python(peer_venvs.triton_python, "Triton (nvidia-pytriton, Debian's python3.11)")
     http, grpc, metrics = free_port(), free_port(), free_port()
-    return _start("triton", python, "triton_models.py", [str(http), str(grpc), str(metrics)], http)
+    return _start("triton", python, "triton_models.py", [str(http), str(grpc), str(metrics)], http,
+                  models=TRITON_MODELS)
 
 
 def start_kserve() -> PeerServer:
