@@ -26,7 +26,6 @@ import textwrap
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
 
 SERVER = textwrap.dedent(
     """

@@ -18,7 +18,6 @@ from urllib.parse import urlsplit
 import numpy as np
 
 TESTS = Path(__file__).resolve().parent
-REPO = TESTS.parent
 STARTUP_SECONDS = 90
 
 
