@@ -62,6 +62,7 @@ class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``tf-graphpipe`` and its subcommands."""
     from tf_graphpipe.server.app import DEFAULT_MAX_REQUEST_BYTES
+    from tf_graphpipe.server.inline import DEFAULT_INLINE_MAX_US
 
     parser = argparse.ArgumentParser(
         prog="tf-graphpipe",
@@ -88,6 +89,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--batch-timeout-ms", type=float, default=5.0,
                        help="how long a batch waits for more calls")
     serve.add_argument("--workers", type=int, default=None, help="threads running the model (default: CPUs + 2, max 8)")
+    serve.add_argument("--inline-max-us", type=float, default=DEFAULT_INLINE_MAX_US, metavar="US",
+                       help="run a small call (body <= 64 KiB) on the event loop, skipping the hand-off to a "
+                            "worker thread, once the model keeps answering small calls within US microseconds "
+                            "(0: always use a worker)")
     serve.add_argument("--input-spec", action="append", metavar="NAME:DTYPE:SHAPE",
                        help="declare an input of a callable (repeat for each, in order)")
     serve.add_argument("--output-spec", action="append", metavar="NAME:DTYPE:SHAPE",
@@ -166,6 +171,7 @@ def _serve(args: argparse.Namespace) -> int:
             args.model, args.host, args.port, name=args.name, signature=args.signature,
             max_request_bytes=args.max_request_bytes, max_batch_size=args.max_batch_size,
             batch_timeout_ms=args.batch_timeout_ms, debug=args.debug, workers=args.workers,
+            inline_max_us=args.inline_max_us,
             input_specs=args.input_spec, output_specs=args.output_spec,
         )
         with server:

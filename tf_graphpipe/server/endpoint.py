@@ -18,6 +18,7 @@ from tf_graphpipe import __version__, _native
 from tf_graphpipe.errors import ProtocolError
 from tf_graphpipe.server.batching import Batcher
 from tf_graphpipe.server.inference import INVALID_ARGUMENT, RESOURCE_EXHAUSTED, Call, CallError, ModelRunner
+from tf_graphpipe.server.inline import DEFAULT_INLINE_MAX_US, InlinePolicy
 from tf_graphpipe.server.v2_endpoint import V2Endpoint
 from tf_graphpipe.server.workers import ModelWorkers
 
@@ -56,6 +57,8 @@ class Endpoint:
         max_request_bytes: larger bodies are refused with 413.
         max_batch_size: > 0 turns dynamic batching on.
         batch_timeout_ms: how long a batch waits for more calls.
+        inline_max_us: small calls to a model that keeps answering them within
+            this many µs run on the event loop, not a worker (0: never).
     """
 
     def __init__(
@@ -66,6 +69,7 @@ class Endpoint:
         max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
         max_batch_size: int = 0,
         batch_timeout_ms: float = 5.0,
+        inline_max_us: float = DEFAULT_INLINE_MAX_US,
     ) -> None:
         if max_request_bytes < 1:
             raise ValueError(f"max_request_bytes must be >= 1, got {max_request_bytes}")
@@ -73,6 +77,7 @@ class Endpoint:
             raise ValueError(f"max_batch_size must be >= 0 (0: no batching), got {max_batch_size}")
         self.runner = runner
         self.workers = workers
+        self.inline = InlinePolicy(inline_max_us)
         self.max_request_bytes = max_request_bytes
         self.batcher = (
             Batcher(runner, workers, max_batch_size, batch_timeout_ms / 1000.0) if max_batch_size > 0 else None

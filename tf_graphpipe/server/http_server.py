@@ -39,6 +39,7 @@ import os
 import socket
 import sys
 import threading
+import time
 from typing import Any
 
 import httptools
@@ -52,6 +53,7 @@ from tf_graphpipe.server.endpoint import (
     Refused,
     too_large,
 )
+from tf_graphpipe.server.http_framing import CONTINUE, answer_head, framed_answer
 from tf_graphpipe.server.inference import INVALID_ARGUMENT, Call
 from tf_graphpipe.server.v2_endpoint import is_v2_path
 from tf_graphpipe.server.v2_wire import V2Answer
@@ -70,33 +72,6 @@ SPARE_IDLE_SECONDS = 5.0  # an idle connection gives its spare buffer back after
 SWEEP_SECONDS = 1.0
 
 _HEALTH = frozenset(p.encode() for p in HEALTH_PATHS)
-_REASONS = {
-    100: b"Continue", 200: b"OK", 400: b"Bad Request", 404: b"Not Found", 405: b"Method Not Allowed",
-    408: b"Request Timeout",
-    413: b"Content Too Large", 431: b"Request Header Fields Too Large", 500: b"Internal Server Error",
-    503: b"Service Unavailable",
-}
-_OK_OCTET_HEAD = b"HTTP/1.1 200 OK\r\ncontent-type: application/octet-stream\r\ncontent-length: "
-_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
-
-
-def _head(status: int, content_type: bytes, length: int, close: bool, extra: bytes = b"") -> bytes:
-    if status == 200 and content_type is OCTET_STREAM and not close and not extra:
-        return b"%s%d\r\n\r\n" % (_OK_OCTET_HEAD, length)
-    return b"HTTP/1.1 %d %s\r\ncontent-type: %s\r\ncontent-length: %d\r\n%s%s\r\n" % (
-        status, _REASONS.get(status, b"Unknown"), content_type, length,
-        b"connection: close\r\n" if close else b"", extra,
-    )
-
-
-def _framed(status: int, answer: Any, close: bool) -> list[Any]:
-    """A POST answer as the buffers to write: the head, then a GraphPipe
-    message or the parts of a v2 answer."""
-    if type(answer) is V2Answer:
-        return [_head(status, answer.content_type, len(answer), close, answer.headers), *answer.parts]
-    return [_head(status, OCTET_STREAM, len(answer), close), answer]
-
-
 def _aligned(buffer: np.ndarray, size: int, align_at: int) -> np.ndarray:
     """``size`` bytes of ``buffer`` (BLOB_ALIGNMENT longer) with byte ``align_at`` aligned."""
     shift = -(buffer.ctypes.data + align_at) % BLOB_ALIGNMENT
@@ -200,6 +175,7 @@ class _Connection(asyncio.BufferedProtocol):
         self.task: asyncio.Task[None] | None = None
         self.current = (b"", b"")  # method and path being answered, for the debug log
         self.handler: Any = self.endpoint  # the Endpoint or its v2 side, for the request being answered
+        self.timed = False  # the model time of the call in flight feeds the inline policy
         self._reset_message()
 
     def _reset_message(self) -> None:
@@ -339,7 +315,7 @@ class _Connection(asyncio.BufferedProtocol):
                 self.body = self._body_buffer(self.content_length, self.header_length or 0)
                 self.body_view = memoryview(self.body)
         if self.expect_continue and self.transport is not None:
-            self.transport.write(_CONTINUE)
+            self.transport.write(CONTINUE)
 
     def _body_buffer(self, size: int, align_at: int) -> np.ndarray:
         """A buffer for a body of ``size`` bytes whose byte ``align_at`` (a v2
@@ -412,7 +388,7 @@ class _Connection(asyncio.BufferedProtocol):
             self.handler = endpoint.v2
             result = endpoint.v2.handle(method, path.decode("latin-1"), body, header_length)
             if type(result) is Call:
-                self._submit(result)
+                self._submit(result, len(body))
             else:
                 self._send(result[0], OCTET_STREAM, result[1], head_only=method == b"HEAD")
         elif method == b"POST" and path not in _HEALTH:
@@ -422,7 +398,7 @@ class _Connection(asyncio.BufferedProtocol):
                 self._answered(endpoint.error_answer(exc))
                 return
             if type(prepared) is Call:
-                self._submit(prepared)
+                self._submit(prepared, len(body))
                 return
             self._send(200, OCTET_STREAM, prepared)
         elif method in (b"GET", b"HEAD") or path in _HEALTH:
@@ -431,11 +407,17 @@ class _Connection(asyncio.BufferedProtocol):
         else:
             self._send(405, b"text/plain", NOT_ALLOWED, extra=b"allow: GET, HEAD, POST\r\n")
 
-    def _submit(self, call: Call) -> None:  # to the batcher, or straight to the model workers
-        if self.endpoint.batcher is not None:
+    def _submit(self, call: Call, body_bytes: int) -> None:
+        """To the batcher, to a model worker, or (small calls to a fast model) run right here."""
+        endpoint = self.endpoint
+        if endpoint.batcher is not None:
             self.task = self.loop.create_task(self._batched(call))
+            return
+        self.timed = endpoint.inline.small(body_bytes)  # one request at a time: the worker reads it
+        if self.timed and endpoint.inline.admits():
+            self._execute(call, inline=True)
         else:
-            self.endpoint.workers.call_soon(self._execute, call, None, None)
+            endpoint.workers.call_soon(self._execute, call, None, None)
 
     async def _batched(self, call: Call) -> None:
         try:
@@ -447,10 +429,13 @@ class _Connection(asyncio.BufferedProtocol):
         finally:
             self.task = None
 
-    def _execute(self, call: Call) -> None:
-        """On a worker thread: run the model, then answer from here when the
-        connection allows, else from the loop."""
+    def _execute(self, call: Call, inline: bool = False) -> None:
+        """On a worker thread (or the loop, inline): run the model, then
+        answer from here when the connection allows, else from the loop."""
+        start = time.perf_counter()
         result = self.handler.execute(call)
+        if self.timed:
+            self.endpoint.inline.record(time.perf_counter() - start, inline)
         if self._write_from_worker(*result):
             return
         try:
@@ -468,7 +453,7 @@ class _Connection(asyncio.BufferedProtocol):
                     or transport.get_write_buffer_size()):
                 return False
             length = len(answer)
-            buffers = _framed(status, answer, False)
+            buffers = framed_answer(status, answer, False)
             total = len(buffers[0]) + length
             try:
                 if length <= SMALL_ANSWER:
@@ -518,7 +503,7 @@ class _Connection(asyncio.BufferedProtocol):
         parts = (answer,)
         if type(answer) is V2Answer:
             content_type, extra, parts = answer.content_type, answer.headers, answer.parts
-        head = _head(status, content_type, length, close, extra)
+        head = answer_head(status, content_type, length, close, extra)
         if head_only:
             transport.write(head)
         elif length <= SMALL_ANSWER:
@@ -552,7 +537,7 @@ class _Connection(asyncio.BufferedProtocol):
         if transport is None:
             return
         status, answer = (self.endpoint.v2 if v2 else self.endpoint).error_answer(refusal)
-        transport.write(b"".join(_framed(status, answer, True)))
+        transport.write(b"".join(framed_answer(status, answer, True)))
         # Lingering close: a client still sending its body gets our answer
         # rather than a reset; what it sends is read and dropped for a while.
         if transport.can_write_eof():
