@@ -71,6 +71,19 @@ def test_inside_tf_function_with_static_shapes(echo):
     np.testing.assert_array_equal(double_trip(x).numpy(), x * 2)
 
 
+@pytest.mark.parametrize("elements", [16_000, 16_400, 1 << 20], ids=["63KiB", "64KiB+", "4MiB"])
+def test_small_and_large_answers_fill_outputs_exactly_in_tf_function(echo, elements):
+    # Answers up to 64 KiB are finished on the transfer thread, larger ones
+    # on TensorFlow's pool: both must hand back the same bytes.
+    @tf.function
+    def chained(x):
+        return echo_call(echo.url, echo_call(echo.url, x) + 1.0)
+
+    x = np.random.default_rng(elements).standard_normal(elements).astype(np.float32)
+    for _ in range(3):
+        np.testing.assert_array_equal(chained(x).numpy(), x + 1.0)
+
+
 def test_names_and_config_reach_the_server(echo):
     seen = echo.seen
     remote_call(echo.url, [tf.ones([1, 3])], output_dtypes=[tf.float32],
