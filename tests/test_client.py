@@ -7,6 +7,7 @@ committed; the diagnosis and proposed fix are in the docstring.
 """
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -177,6 +178,46 @@ def test_connections_are_reused() -> None:
         assert server.requests_received == 51
         assert server.connections_accepted <= 2
         assert _native.connections_opened() - opened <= 2
+
+
+def test_each_thread_keeps_its_own_keep_alive_connection() -> None:
+    # Blocking calls run on the calling thread, each with its own connection.
+    with EchoServer() as server, Client(server.url, timeout=10) as c:
+        def calls() -> None:
+            for i in range(20):
+                assert int(c.infer(np.array([i], np.int32))[0]) == i
+
+        threads = [threading.Thread(target=calls) for _ in range(3)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        calls()
+        assert server.requests_received == 80
+        assert server.connections_accepted == 4
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+def test_a_forked_child_does_not_talk_on_its_parents_connection() -> None:
+    with EchoServer() as server, Client(server.url, timeout=10) as c:
+        assert int(c.infer(np.array([1], np.int32))[0]) == 1  # this thread now holds a connection
+        pid = os.fork()
+        if pid == 0:  # the child: a fresh connection, never the parent's socket
+            try:
+                ok = all(int(c.infer(np.array([i], np.int32))[0]) == i for i in range(5))
+            except BaseException:  # noqa: BLE001 - report through the exit code
+                ok = False
+            os._exit(0 if ok else 1)
+        deadline = time.monotonic() + 30
+        while (done := os.waitpid(pid, os.WNOHANG))[0] == 0 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if done[0] == 0:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            pytest.fail("the forked child hung")
+        assert os.waitstatus_to_exitcode(done[1]) == 0
+        assert int(c.infer(np.array([2], np.int32))[0]) == 2  # the parent's connection still works
+        assert server.connections_accepted == 2
 
 
 def test_threads_sharing_one_client_get_their_own_answers() -> None:

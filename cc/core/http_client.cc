@@ -7,7 +7,6 @@
 #include <algorithm>
 #include <atomic>
 #include <cctype>
-#include <condition_variable>
 #include <cstring>
 #include <mutex>
 #include <string_view>
@@ -183,6 +182,58 @@ Status TransportStatus(CURLcode result, const Transfer& t) {
   }
 }
 
+// The status of a finished attempt; fills the response's status and type.
+Status Outcome(CURL* easy, CURLcode result, Transfer* t) {
+  if (result == CURLE_OK) {
+    curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &t->response.status);
+    const char* type = nullptr;
+    curl_easy_getinfo(easy, CURLINFO_CONTENT_TYPE, &type);
+    t->response.content_type = type == nullptr ? "" : type;
+    return Status();
+  }
+  if (!t->abort_status.ok()) return t->abort_status;
+  return TransportStatus(result, *t);
+}
+
+// Whether the attempt that ended with `status` is tried again, and after
+// how long; readies `t` for it.
+bool ShouldRetry(Transfer* t, const Status& status, Clock::duration* backoff) {
+  const bool unavailable = status.code() == Code::kUnavailable ||
+                           (status.ok() && t->response.status == 503);
+  if (!unavailable || t->attempt >= t->request.retries) return false;
+  *backoff = std::min<Clock::duration>(kFirstBackoff * (1 << std::min(t->attempt, 10)),
+                                       kMaxBackoff);
+  if (Clock::now() + *backoff >= t->request.deadline) return false;
+  ++t->attempt;
+  t->response = HttpResponse();
+  t->abort_status = Status();
+  return true;
+}
+
+Status DeadlinePassed(const Transfer& t) {
+  return Status(Code::kDeadlineExceeded,
+                "deadline for " + t.request.url + " passed before it was sent");
+}
+
+// The easy handle blocking calls on this thread use, and so the keep-alive
+// connection they reuse. A child process after fork() must not talk on its
+// parent's socket: it starts a handle of its own (and leaks the old one).
+CURL* ThisThreadsEasy() {
+  struct Slot {
+    CURL* easy = nullptr;
+    pid_t owner = 0;
+    ~Slot() {
+      if (easy != nullptr && owner == getpid()) curl_easy_cleanup(easy);
+    }
+  };
+  thread_local Slot slot;
+  if (slot.easy == nullptr || slot.owner != getpid()) {
+    slot.easy = curl_easy_init();
+    slot.owner = getpid();
+  }
+  return slot.easy;
+}
+
 }  // namespace
 
 class HttpClient::Impl {
@@ -223,7 +274,6 @@ class HttpClient::Impl {
 
   int64_t connections_opened() const { return connections_.load(); }
 
- private:
   void Run() {
     std::vector<std::unique_ptr<Transfer>> arrived;
     while (true) {
@@ -246,12 +296,45 @@ class HttpClient::Impl {
     Shutdown();
   }
 
+  // The blocking call: the same transfer, retries and errors as Start(),
+  // on the calling thread, with no hand-off to the loop thread and back.
+  Status CallHere(HttpRequest request, HttpResponse* response) {
+    CURL* easy = ThisThreadsEasy();
+    if (easy == nullptr) return Status(Code::kInternal, "curl_easy_init failed");
+    Transfer t;
+    t.request = std::move(request);
+    t.started = Clock::now();
+    Status status;
+    while (true) {
+      const auto now = Clock::now();
+      if (now >= t.request.deadline) {
+        status = DeadlinePassed(t);
+        break;
+      }
+      Configure(easy, &t, now);
+      const CURLcode result = curl_easy_perform(easy);
+      long new_connections = 0;
+      curl_easy_getinfo(easy, CURLINFO_NUM_CONNECTS, &new_connections);
+      connections_ += new_connections;
+      status = Outcome(easy, result, &t);
+      // Options back to defaults; the live connection stays in the handle.
+      curl_easy_reset(easy);
+      t.easy = nullptr;
+      Clock::duration backoff{};
+      if (!ShouldRetry(&t, status, &backoff)) break;
+      std::this_thread::sleep_for(backoff);
+    }
+    if (t.headers != nullptr) curl_slist_free_all(t.headers);
+    t.headers = nullptr;
+    *response = std::move(t.response);
+    return status;
+  }
+
+ private:
   void Begin(std::unique_ptr<Transfer> t) {
     const auto now = Clock::now();
     if (now >= t->request.deadline) {
-      Complete(std::move(t),
-               Status(Code::kDeadlineExceeded,
-                      "deadline for " + t->request.url + " passed before it was sent"));
+      Complete(std::move(t), DeadlinePassed(*t));
       return;
     }
     CURL* easy = TakeEasy();
@@ -335,34 +418,14 @@ class HttpClient::Impl {
     curl_easy_getinfo(easy, CURLINFO_NUM_CONNECTS, &new_connections);
     connections_ += new_connections;
 
-    Status status;
-    if (result == CURLE_OK) {
-      curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &t->response.status);
-      const char* type = nullptr;
-      curl_easy_getinfo(easy, CURLINFO_CONTENT_TYPE, &type);
-      t->response.content_type = type == nullptr ? "" : type;
-    } else if (!t->abort_status.ok()) {
-      status = t->abort_status;
-    } else {
-      status = TransportStatus(result, *t);
-    }
+    Status status = Outcome(easy, result, t.get());
     ReleaseEasy(easy);
     t->easy = nullptr;
-
-    const bool unavailable = status.code() == Code::kUnavailable ||
-                             (status.ok() && t->response.status == 503);
-    if (unavailable && t->attempt < t->request.retries) {
-      auto backoff = std::min<Clock::duration>(kFirstBackoff * (1 << std::min(t->attempt, 10)),
-                                               kMaxBackoff);
-      const auto now = Clock::now();
-      if (now + backoff < t->request.deadline) {
-        ++t->attempt;
-        t->response = HttpResponse();
-        t->abort_status = Status();
-        t->not_before = now + backoff;
-        waiting_.push_back(std::move(t));
-        return;
-      }
+    Clock::duration backoff{};
+    if (ShouldRetry(t.get(), status, &backoff)) {
+      t->not_before = Clock::now() + backoff;
+      waiting_.push_back(std::move(t));
+      return;
     }
     Complete(std::move(t), std::move(status));
   }
@@ -470,20 +533,7 @@ void HttpClient::Start(HttpRequest request, HttpCallback done) {
 }
 
 Status HttpClient::Call(HttpRequest request, HttpResponse* response) {
-  std::mutex mu;
-  std::condition_variable cv;
-  bool finished = false;
-  Status result;
-  Start(std::move(request), [&](Status status, HttpResponse answer) {
-    std::lock_guard<std::mutex> lock(mu);
-    result = std::move(status);
-    *response = std::move(answer);
-    finished = true;
-    cv.notify_one();
-  });
-  std::unique_lock<std::mutex> lock(mu);
-  cv.wait(lock, [&] { return finished; });
-  return result;
+  return impl_->CallHere(std::move(request), response);
 }
 
 int64_t HttpClient::connections_opened() const {

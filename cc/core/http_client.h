@@ -1,12 +1,14 @@
 // SPDX-License-Identifier: Apache-2.0
 // HttpClient: asynchronous HTTP/1.1 over libcurl's multi interface.
 //
-// One background thread drives all transfers of a client; callers on any
-// thread Start() a request and get its completion through a callback, or
-// block in Call(). Connections are kept alive and reused across requests to
-// the same host (libcurl's connection cache lives in the multi handle), with
+// One background thread drives all Start()ed transfers of a client; callers
+// on any thread get the completion through a callback. Call() blocks instead
+// and runs the transfer on the calling thread (each thread keeps its own
+// keep-alive connection), which saves two thread wake-ups per call: most of
+// a small call's latency. Connections are kept alive and reused across
+// requests to the same host (Start()'s cache lives in the multi handle), with
 // TCP_NODELAY on. A pooled connection the server has closed is retried on a
-// fresh connection by libcurl itself; Start() adds retries on kUnavailable
+// fresh connection by libcurl itself; both add retries on kUnavailable
 // with exponential backoff, within the deadline.
 //
 // Thread-safety: every public method may be called from any thread.
@@ -85,7 +87,8 @@ class HttpClient {
 
   void Start(HttpRequest request, HttpCallback done);
 
-  // Blocks the calling thread until the transfer completes.
+  // Runs the transfer on the calling thread (same retries, deadline and
+  // errors as Start()); returns when it completes.
   Status Call(HttpRequest request, HttpResponse* response);
 
   // Connections opened so far (for tests of connection reuse).
