@@ -73,17 +73,25 @@ class ModelWorkers(Executor):
     def _work(self) -> None:
         get = self._queue.get
         while (item := get()) is not _STOP:
-            function, argument, loop, callback = item
-            try:
-                result = function(argument)
-            except BaseException:  # a bug of ours: never kill the worker
-                log.exception("model worker: unexpected error")
-                continue
-            if callback is not None:
-                try:
-                    loop.call_soon_threadsafe(callback, result)
-                except RuntimeError:  # the loop is closed: nobody waits any more
-                    pass
+            _run(*item)
+            # Drop the call before waiting for the next: its inputs are views
+            # of a request body the connection reuses once nothing holds it
+            # (else every large request takes, and faults in, a fresh buffer).
+            del item
+
+
+def _run(function: Callable[[Any], Any], argument: Any, loop: asyncio.AbstractEventLoop | None,
+         callback: Callable[[Any], None] | None) -> None:
+    try:
+        result = function(argument)
+    except BaseException:  # a bug of ours: never kill the worker
+        log.exception("model worker: unexpected error")
+        return
+    if callback is not None:
+        try:
+            loop.call_soon_threadsafe(callback, result)  # type: ignore[union-attr]
+        except RuntimeError:  # the loop is closed: nobody waits any more
+            pass
 
 
 def _run_future(work: tuple[Future[Any], Callable[..., Any], tuple, dict]) -> None:
