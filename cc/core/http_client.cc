@@ -274,28 +274,6 @@ class HttpClient::Impl {
 
   int64_t connections_opened() const { return connections_.load(); }
 
-  void Run() {
-    std::vector<std::unique_ptr<Transfer>> arrived;
-    while (true) {
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        if (stopping_) break;
-        arrived.swap(incoming_);
-      }
-      for (auto& t : arrived) Begin(std::move(t));
-      arrived.clear();
-      PromoteDueRetries();
-      int running = 0;
-      curl_multi_perform(multi_, &running);
-      int left = 0;
-      while (CURLMsg* msg = curl_multi_info_read(multi_, &left)) {
-        if (msg->msg == CURLMSG_DONE) Finish(msg->easy_handle, msg->data.result);
-      }
-      curl_multi_poll(multi_, nullptr, 0, NextWakeMs(), nullptr);
-    }
-    Shutdown();
-  }
-
   // The blocking call: the same transfer, retries and errors as Start(),
   // on the calling thread, with no hand-off to the loop thread and back.
   Status CallHere(HttpRequest request, HttpResponse* response) {
@@ -331,6 +309,28 @@ class HttpClient::Impl {
   }
 
  private:
+  void Run() {
+    std::vector<std::unique_ptr<Transfer>> arrived;
+    while (true) {
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (stopping_) break;
+        arrived.swap(incoming_);
+      }
+      for (auto& t : arrived) Begin(std::move(t));
+      arrived.clear();
+      PromoteDueRetries();
+      int running = 0;
+      curl_multi_perform(multi_, &running);
+      int left = 0;
+      while (CURLMsg* msg = curl_multi_info_read(multi_, &left)) {
+        if (msg->msg == CURLMSG_DONE) Finish(msg->easy_handle, msg->data.result);
+      }
+      curl_multi_poll(multi_, nullptr, 0, NextWakeMs(), nullptr);
+    }
+    Shutdown();
+  }
+
   void Begin(std::unique_ptr<Transfer> t) {
     const auto now = Clock::now();
     if (now >= t->request.deadline) {

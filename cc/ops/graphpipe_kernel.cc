@@ -36,14 +36,14 @@ namespace tf = ::tensorflow;
 
 namespace {
 
-// What outlives ComputeAsync: the request bytes libcurl sends from, and the
-// answer until it is copied out.
 // Answers up to this size are finished on the transfer thread itself: the
 // copy takes less than handing it to TensorFlow's pool (a thread wake-up,
 // ~50-100 us on a small VM). done() only queues the graph's next nodes on
 // that pool, so the transfer thread never runs them.
 constexpr size_t kFinishInlineBytes = size_t{64} << 10;
 
+// What outlives ComputeAsync: the request bytes libcurl sends from, and the
+// answer until it is copied out.
 struct PendingCall {
   std::string url;  // where the call goes (the v2 infer URL for v2)
   bool v2 = false;
