@@ -10,6 +10,7 @@ Needs only the ``flatbuffers`` runtime (via tests/wire_builder.py).
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import struct
 import sys
@@ -22,8 +23,8 @@ import wire_builder as wb  # noqa: E402
 
 VECTORS = Path(os.environ.get("GRAPHPIPE_VECTORS", REPO.parent / "shared" / "vectors"))
 
-# Byte 0 / byte 1 of a read_answer_fuzzer input (see read_answer_fuzzer.cc).
-STATUS_200, STATUS_400, STATUS_500, STATUS_503 = 0, 4, 7, 9
+# Byte 0 / byte 1 of a read_answer_fuzzer or read_v2_answer_fuzzer input (see their .cc).
+STATUS_200, STATUS_400, STATUS_404, STATUS_500, STATUS_503 = 0, 4, 5, 7, 9
 OCTET, TEXT = 0, 1
 METADATA_CALL = 0x80
 
@@ -86,12 +87,57 @@ def answer_seeds() -> list[bytes]:
     return seeds
 
 
+def _v2_input(status: int, body: bytes, json_length: int | None = None, requested: int = 0,
+              metadata: bool = False) -> bytes:
+    """A read_v2_answer_fuzzer input (see read_v2_answer_fuzzer.cc)."""
+    header_bits = 7 if json_length is None else 0  # 7: no Inference-Header-Content-Length
+    length = json_length or 0
+    return bytes([status | (METADATA_CALL if metadata else 0), header_bits << 3 | requested << 6,
+                  length & 0xFF, length >> 8]) + body
+
+
+def v2_answer_seeds() -> list[bytes]:
+    def blob_answer(outputs: list[tuple[str, str, list[int], bytes]]) -> tuple[bytes, int]:
+        header = json.dumps({"model_name": "m", "outputs": [
+            {"name": n, "datatype": t, "shape": s, "parameters": {"binary_data_size": len(b)}}
+            for n, t, s, b in outputs]}).encode()
+        return header + b"".join(b for *_, b in outputs), len(header)
+
+    fp32, fp32_length = blob_answer([("y", "FP32", [1, 2], struct.pack("<2f", 1.5, -2.0))])
+    strings, strings_length = blob_answer(
+        [("s", "BYTES", [2], struct.pack("<I", 3) + b"a\x00b" + struct.pack("<I", 0))])
+    two, two_length = blob_answer([("a", "INT64", [1], struct.pack("<q", 7)), ("b", "BOOL", [2], b"\x01\x00")])
+    json_only = json.dumps({"model_name": "m", "outputs": [
+        {"name": "y", "datatype": "FP32", "shape": [1, 2], "data": [1.5, 2.0]},
+        {"name": "z", "datatype": "INT64", "shape": [2], "data": [9007199254740993, -1]},
+        {"name": "t", "datatype": "BYTES", "shape": [1], "data": ["caf\u00e9"]},
+        {"name": "f", "datatype": "BF16", "shape": [1], "data": [1.0]}]}).encode()
+    metadata = json.dumps({"name": "m", "versions": ["1"], "platform": "tf-graphpipe",
+                           "inputs": [{"name": "x", "datatype": "FP32", "shape": [-1, 4]}],
+                           "outputs": [{"name": "y", "datatype": "BYTES", "shape": [-1]}]}).encode()
+    return [
+        _v2_input(STATUS_200, fp32, fp32_length),
+        _v2_input(STATUS_200, fp32, fp32_length, requested=1),
+        _v2_input(STATUS_200, strings, strings_length),
+        _v2_input(STATUS_200, two, two_length, requested=2),
+        _v2_input(STATUS_200, fp32, fp32_length + 3),  # the header lies
+        _v2_input(STATUS_200, json_only),
+        _v2_input(STATUS_200, metadata, metadata=True),
+        _v2_input(STATUS_400, b'{"error": "unexpected shape for input \'x\'"}'),
+        _v2_input(STATUS_404, b'{"error": "Request for unknown model: \'m\' is not found"}'),
+        _v2_input(STATUS_500, b'{"detail": "model raised"}'),
+        _v2_input(STATUS_503, b"overloaded"),
+        _v2_input(STATUS_500, b"<html>bad gateway</html>", metadata=True),
+    ]
+
+
 def main(out: Path) -> None:
     corpora = {
         "decode_request_fuzzer": request_seeds(),
         "decode_infer_response_fuzzer": infer_response_seeds(),
         "decode_metadata_response_fuzzer": metadata_response_seeds(),
         "read_answer_fuzzer": answer_seeds(),
+        "read_v2_answer_fuzzer": v2_answer_seeds(),
     }
     for target, seeds in corpora.items():
         directory = out / target

@@ -73,6 +73,15 @@ class ByteBuffer {
     return true;
   }
 
+  // Sets the size to `n` (room reserved as needed; new bytes are not
+  // initialised: the caller fills them). Returns false when the memory
+  // cannot be had; the buffer is then unchanged.
+  bool Resize(size_t n) {
+    if (!Reserve(n)) return false;
+    size_ = n;
+    return true;
+  }
+
   void Clear() { size_ = 0; }
 
  private:

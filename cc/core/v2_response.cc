@@ -220,7 +220,7 @@ Status ReadJsonData(const Json& data, int64_t n, const std::string& what, Tensor
     return Status::Ok();
   }
   const size_t nbytes = static_cast<size_t>(n) * ElementSize(view->type);
-  if (!buffer.Reserve(std::max<size_t>(nbytes, 1))) {
+  if (!buffer.Resize(nbytes)) {
     return Status(Code::kResourceExhausted, what + ": cannot allocate " + std::to_string(nbytes) + " bytes");
   }
   uint8_t* out = buffer.data();
@@ -250,7 +250,6 @@ Status ReadJsonData(const Json& data, int64_t n, const std::string& what, Tensor
     return Malformed(what + ": `data` holds a value that is not a " +
                      V2DatatypeName(view->type));
   }
-  // Filled in place: the view, not buffer.size(), says how many bytes.
   view->data = nbytes == 0 ? nullptr : out;
   view->nbytes = nbytes;
   return Status::Ok();
