@@ -43,10 +43,14 @@ inline void CheckString(std::string_view s, const uint8_t* buffer, size_t size) 
   TouchBytes(s.data(), s.size());
 }
 
-// A decoded view: a wire type, a shape whose element count is sane, and
-// exactly the bytes (or strings) that count needs, all inside the buffer.
-inline void CheckTensor(const TensorView& t, const uint8_t* buffer, size_t size) {
-  Require(IsTensorType(static_cast<uint8_t>(t.type)));
+// A decoded view: a known type (a GraphPipe wire type, or with
+// `any_protocol` also v2's), a shape whose element count is sane, and exactly
+// the bytes (or strings) that count needs, each where `inside(pointer, size)`
+// says decoded bytes may lie.
+template <typename InsideFn>
+void CheckTensorIn(const TensorView& t, bool any_protocol, InsideFn inside) {
+  const auto raw = static_cast<uint8_t>(t.type);
+  Require(any_protocol ? IsAnyTensorType(raw) : IsTensorType(raw));
   Require(t.shape.size() <= 64);
   int64_t n = 1;
   for (int64_t d : t.shape) {
@@ -57,14 +61,22 @@ inline void CheckTensor(const TensorView& t, const uint8_t* buffer, size_t size)
   if (t.type == DType::kString) {
     Require(t.nbytes == 0);
     Require(static_cast<int64_t>(t.strings.size()) == n);
-    for (std::string_view s : t.strings) CheckString(s, buffer, size);
+    for (std::string_view s : t.strings) {
+      Require(inside(s.data(), s.size()));
+      TouchBytes(s.data(), s.size());
+    }
   } else {
     Require(t.strings.empty());
     Require(t.nbytes == static_cast<size_t>(n) * ElementSize(t.type));
     Require(t.nbytes == 0 || t.data != nullptr);
-    Require(Inside(t.data, t.nbytes, buffer, size));
+    Require(inside(t.data, t.nbytes));
     TouchBytes(t.data, t.nbytes);
   }
+}
+
+// CheckTensorIn for a GraphPipe view into `buffer`.
+inline void CheckTensor(const TensorView& t, const uint8_t* buffer, size_t size) {
+  CheckTensorIn(t, false, [&](const void* p, size_t n) { return Inside(p, n, buffer, size); });
 }
 
 inline bool SameTensor(const TensorView& a, const TensorView& b) {

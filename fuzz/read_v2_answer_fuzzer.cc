@@ -43,31 +43,6 @@ bool InsideAnswer(const void* p, size_t n, const ByteBuffer& body,
   return false;
 }
 
-void CheckV2Tensor(const tf_graphpipe::TensorView& t, const ByteBuffer& body,
-                   const std::vector<ByteBuffer>& storage) {
-  using tf_graphpipe::DType;
-  Require(tf_graphpipe::IsAnyTensorType(static_cast<uint8_t>(t.type)));
-  Require(t.shape.size() <= 64);
-  int64_t n = 1;
-  for (int64_t d : t.shape) {
-    Require(d >= 0);
-    if (d == 0) n = 0;
-  }
-  if (n != 0) n = t.NumElements();  // cannot overflow: the decoder bounded it
-  if (t.type == DType::kString) {
-    Require(static_cast<int64_t>(t.strings.size()) == n);
-    for (std::string_view s : t.strings) {
-      Require(InsideAnswer(s.data(), s.size(), body, storage));
-      tf_graphpipe::fuzz::TouchBytes(s.data(), s.size());
-    }
-    return;
-  }
-  Require(t.nbytes == static_cast<size_t>(n) * tf_graphpipe::ElementSize(t.type));
-  Require(t.nbytes == 0 || t.data != nullptr);
-  Require(InsideAnswer(t.data, t.nbytes, body, storage));
-  tf_graphpipe::fuzz::TouchBytes(t.data, t.nbytes);
-}
-
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -110,7 +85,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (status.ok()) {
       Require(out.outputs.size() == out.output_names.size());
       if (!requested.empty()) Require(out.outputs.size() == requested.size());
-      for (const TensorView& t : out.outputs) CheckV2Tensor(t, response.body, out.storage);
+      for (const TensorView& t : out.outputs) {
+        fuzz::CheckTensorIn(t, /*any_protocol=*/true, [&](const void* p, size_t n) {
+          return InsideAnswer(p, n, response.body, out.storage);
+        });
+      }
     }
   }
   if (response.status == 200) {
