@@ -37,6 +37,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 
+from anchor_wire import json_array, json_body, predict_request_array, predict_response
+
 FEATURES = (7, 7, 512)
 FILL = 0.5
 
@@ -105,26 +107,18 @@ def _handler(answer: Callable[[bytes], tuple[bytes, str]]) -> type[BaseHTTPReque
 
 
 def json_answer(body: bytes) -> tuple[bytes, str]:
-    import ujson
-
-    x = np.asarray(ujson.loads(body)["inputs"], dtype=np.float32)
+    x = json_array("inputs", body)
     y = features(x) if x.ndim == 4 else echo(x)
-    return ujson.dumps({"outputs": y.tolist()}).encode(), "application/json"
+    return json_body("outputs", y), "application/json"
 
 
 def tfs_answer_factory() -> Callable[[bytes], tuple[bytes, str]]:
-    import tensorflow as tf
-    from tensorflow_serving.apis import predict_pb2
+    import tensorflow  # noqa: F401 - loaded before the first request, not during it
 
     def answer(body: bytes) -> tuple[bytes, str]:
-        request = predict_pb2.PredictRequest()
-        request.ParseFromString(body)
-        x = tf.make_ndarray(request.inputs["images"])
+        x, model = predict_request_array(body)
         y = features(x) if x.ndim == 4 else echo(x)
-        response = predict_pb2.PredictResponse()
-        response.model_spec.name = request.model_spec.name
-        response.outputs["features"].CopyFrom(tf.make_tensor_proto(y))
-        return response.SerializeToString(), "application/x-protobuf"
+        return predict_response(y, model), "application/x-protobuf"
 
     return answer
 

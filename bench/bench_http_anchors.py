@@ -38,6 +38,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # _common, also with PYTHONSAFEPATH
 
+from anchor_wire import json_array, json_body, predict_request, predict_response_array
 from _common import (FEATURES, IMAGE, Chart, Report, anchor_server, bench_main, graphpipe_server,
                      md_table, mb, median, shape_text, spread)
 
@@ -82,28 +83,12 @@ class HttpPath:
 
 
 def json_path(url: str) -> HttpPath:
-    import ujson
-
-    return HttpPath(url, lambda x: ujson.dumps({"inputs": x.tolist()}).encode(),
-                    lambda body: np.asarray(ujson.loads(body)["outputs"], dtype=np.float32), "application/json")
+    return HttpPath(url, lambda x: json_body("inputs", x), lambda body: json_array("outputs", body),
+                    "application/json")
 
 
 def tfs_path(url: str) -> HttpPath:
-    import tensorflow as tf
-    from tensorflow_serving.apis import predict_pb2
-
-    def encode(x: np.ndarray) -> bytes:
-        request = predict_pb2.PredictRequest()
-        request.model_spec.name = "model"
-        request.inputs["images"].CopyFrom(tf.make_tensor_proto(x))
-        return request.SerializeToString()
-
-    def decode(body: bytes) -> np.ndarray:
-        response = predict_pb2.PredictResponse()
-        response.ParseFromString(body)
-        return tf.make_ndarray(response.outputs["features"])
-
-    return HttpPath(url, encode, decode, "application/x-protobuf")
+    return HttpPath(url, predict_request, predict_response_array, "application/x-protobuf")
 
 
 def rows_per_second(call: Callable[[np.ndarray], np.ndarray], x: np.ndarray, threads: int, calls: int) -> float:

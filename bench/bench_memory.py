@@ -74,22 +74,12 @@ elif kind in ("tfs", "json"):
     from urllib.parse import urlsplit
     parts = urlsplit(url)
     conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=600)
+    import anchor_wire  # bench/ is on the child's path (bench_env)
     if kind == "tfs":
-        import tensorflow as tf
-        from tensorflow_serving.apis import predict_pb2
-        def encode(a):
-            r = predict_pb2.PredictRequest()
-            r.model_spec.name = "model"
-            r.inputs["images"].CopyFrom(tf.make_tensor_proto(a))
-            return r.SerializeToString()
-        def decode(body):
-            r = predict_pb2.PredictResponse()
-            r.ParseFromString(body)
-            return tf.make_ndarray(r.outputs["features"])
+        encode, decode = anchor_wire.predict_request, anchor_wire.predict_response_array
     else:
-        import ujson
-        encode = lambda a: ujson.dumps({"inputs": a.tolist()}).encode()
-        decode = lambda body: np.asarray(ujson.loads(body)["outputs"], dtype=np.float32)
+        encode = lambda a: anchor_wire.json_body("inputs", a)
+        decode = lambda body: anchor_wire.json_array("outputs", body)
     def call(a):
         conn.request("POST", "/", body=encode(a))
         response = conn.getresponse()

@@ -45,6 +45,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # _common, also with PYTHONSAFEPATH
 
+from anchor_wire import (json_array, json_body, predict_request, predict_request_array, predict_response,
+                         predict_response_array)
 from _common import (FEATURES, IMAGE, Chart, Report, bench_env, bench_main, md_table, mb, median,
                      reference_python, shape_text, spread)
 
@@ -182,41 +184,18 @@ def graphpipe_codec(name: str, x: np.ndarray, y: np.ndarray, copy: bool) -> Loca
 
 
 def tf_serving_codec(x: np.ndarray, y: np.ndarray) -> LocalCodec:
-    import tensorflow as tf
-    from tensorflow_serving.apis import predict_pb2
-
-    def encode_req(a: np.ndarray) -> bytes:
-        request = predict_pb2.PredictRequest()
-        request.model_spec.name = "model"
-        request.inputs["images"].CopyFrom(tf.make_tensor_proto(a))
-        return request.SerializeToString()
-
-    def decode_req(body: bytes) -> np.ndarray:
-        request = predict_pb2.PredictRequest()
-        request.ParseFromString(body)
-        return tf.make_ndarray(request.inputs["images"])
-
-    def encode_resp(a: np.ndarray) -> bytes:
-        response = predict_pb2.PredictResponse()
-        response.outputs["features"].CopyFrom(tf.make_tensor_proto(a))
-        return response.SerializeToString()
-
-    def decode_resp(body: bytes) -> np.ndarray:
-        response = predict_pb2.PredictResponse()
-        response.ParseFromString(body)
-        return tf.make_ndarray(response.outputs["features"])
-
     return LocalCodec("TF Serving PredictRequest protobuf (make_tensor_proto, SerializeToString)",
-                      x, y, encode_req, decode_req, encode_resp, decode_resp)
+                      x, y, predict_request, lambda body: predict_request_array(body)[0],
+                      predict_response, predict_response_array)
 
 
 def json_codec(name: str, module, x: np.ndarray, y: np.ndarray) -> LocalCodec:
     return LocalCodec(
         name, x, y,
-        lambda a: module.dumps({"inputs": a.tolist()}).encode(),
-        lambda body: np.asarray(module.loads(body)["inputs"], dtype=np.float32),
-        lambda a: module.dumps({"outputs": a.tolist()}).encode(),
-        lambda body: np.asarray(module.loads(body)["outputs"], dtype=np.float32),
+        lambda a: json_body("inputs", a, module),
+        lambda body: json_array("inputs", body, module),
+        lambda a: json_body("outputs", a, module),
+        lambda body: json_array("outputs", body, module),
     )
 
 
