@@ -156,7 +156,7 @@ def reference_client(url: str, request_shape: Sequence[int]) -> None:
             result: object = time.perf_counter() - start
         elif command == "threads":
             count, calls = int(args[0]), int(args[1])
-            result = _threaded(lambda: remote.execute(url, x), count, calls)
+            result = threaded_seconds(lambda: remote.execute(url, x), count, calls)
         elif command == "small":
             result = []
             for _ in range(int(args[0])):
@@ -168,7 +168,7 @@ def reference_client(url: str, request_shape: Sequence[int]) -> None:
         print(json.dumps(result), flush=True)
 
 
-def _threaded(call: Callable[[], object], count: int, calls: int) -> float:
+def threaded_seconds(call: Callable[[], object], count: int, calls: int) -> float:
     """Seconds for ``count`` threads each making ``calls`` calls."""
     barrier = threading.Barrier(count + 1)
     errors: list[BaseException] = []
@@ -319,7 +319,7 @@ class Ceiling(Path):
         return time.perf_counter() - start
 
     def threads(self, count: int, calls: int) -> float:
-        return _threaded(self._call, count, calls)
+        return threaded_seconds(self._call, count, calls)
 
     def close(self) -> None:
         self.server.close()
@@ -349,7 +349,7 @@ class ClientPath(Path):
         return time.perf_counter() - start
 
     def threads(self, count: int, calls: int) -> float:
-        return _threaded(lambda: self._thread_client().infer(self.x), count, calls)
+        return threaded_seconds(lambda: self._thread_client().infer(self.x), count, calls)
 
     def small(self, count: int) -> list[float]:
         infer, x, samples = self.client.infer, self.small_x, []
@@ -383,7 +383,7 @@ class OpPath(Path):
         return time.perf_counter() - start
 
     def threads(self, count: int, calls: int) -> float:
-        return _threaded(lambda: self.function(self.x), count, calls)
+        return threaded_seconds(lambda: self.function(self.x), count, calls)
 
     def small(self, count: int) -> list[float]:
         function, x, samples = self.function, self.small_x, []

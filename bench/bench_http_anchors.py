@@ -27,8 +27,6 @@ import http.client
 import os
 import queue
 import sys
-import threading
-import time
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
@@ -39,6 +37,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # _common, also with PYTHONSAFEPATH
 
 from anchor_wire import json_array, json_body, predict_request, predict_response_array
+from bench_e2e import threaded_seconds
 from _common import (FEATURES, IMAGE, Chart, Report, anchor_server, bench_main, graphpipe_server,
                      md_table, mb, median, shape_text, spread)
 
@@ -93,29 +92,11 @@ def tfs_path(url: str) -> HttpPath:
 
 def rows_per_second(call: Callable[[np.ndarray], np.ndarray], x: np.ndarray, threads: int, calls: int) -> float:
     """``threads`` threads each make ``calls`` calls; rows moved / wall time."""
-    errors: list[BaseException] = []
-    start = threading.Barrier(threads + 1)
+    def checked() -> None:
+        y = call(x)
+        assert y.shape == (x.shape[0], *FEATURES), y.shape
 
-    def worker() -> None:
-        start.wait()
-        try:
-            for _ in range(calls):
-                y = call(x)
-                assert y.shape == (x.shape[0], *FEATURES), y.shape
-        except BaseException as error:  # noqa: BLE001 - re-raised below
-            errors.append(error)
-
-    pool = [threading.Thread(target=worker) for _ in range(threads)]
-    for t in pool:
-        t.start()
-    start.wait()
-    t0 = time.perf_counter()
-    for t in pool:
-        t.join()
-    elapsed = time.perf_counter() - t0
-    if errors:
-        raise errors[0]
-    return x.shape[0] * threads * calls / elapsed
+    return x.shape[0] * threads * calls / threaded_seconds(checked, threads, calls)
 
 
 def run(args: argparse.Namespace) -> Report:
