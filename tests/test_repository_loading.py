@@ -12,7 +12,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from repository_fixtures import (
+
+from tf_graphpipe.server.demo_model import expected
+from tf_graphpipe.server.repository import LoadFailed, ModelNotFound, ModelRepository
+from tf_graphpipe.server.repository_config import ConfigError, ModelConfig
+from tf_graphpipe.server.repository_layout import load_version, scan, warm_up
+from tf_graphpipe.server.served_version import ServedVersion
+
+from support.repository_fixtures import (
     WARM_UP_GATE,
     Templates,
     X,
@@ -22,12 +29,6 @@ from repository_fixtures import (
     truncate_saved_model,
     wait_for,
 )
-
-from tf_graphpipe.server.demo_model import expected
-from tf_graphpipe.server.repository import LoadFailed, ModelNotFound, ModelRepository
-from tf_graphpipe.server.repository_config import ConfigError, ModelConfig
-from tf_graphpipe.server.repository_layout import load_version, scan, warm_up
-from tf_graphpipe.server.served_version import ServedVersion
 
 POLL = 0.05
 

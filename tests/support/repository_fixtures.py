@@ -15,7 +15,7 @@ from types import ModuleType
 
 import numpy as np
 
-TESTS = Path(__file__).resolve().parent
+TESTS = Path(__file__).resolve().parent.parent
 EXAMPLE = TESTS.parent / "examples" / "model_repository"
 
 
