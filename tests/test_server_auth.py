@@ -19,7 +19,7 @@ import tf_graphpipe
 from tf_graphpipe import RemoteError, _native
 from tf_graphpipe.server import RunningServer
 
-FLOAT32 = 1
+FLOAT32 = 10  # GraphPipe wire type of float32
 TOKEN, ROTATED = "s3cr3t-token-value-1c9f", "r0tated-token-value-77ab"
 
 
@@ -54,7 +54,7 @@ def call(server: RunningServer, method: str, path: str, body: bytes | None = Non
 
 
 def graphpipe_body() -> bytes:
-    return _native.encode_infer_request([np.ones((1, 2), np.float32)], [FLOAT32], [], [], b"").tobytes()
+    return bytes(_native.encode_infer_request([np.ones((1, 2), np.float32)], [FLOAT32], [], [], b""))
 
 
 def v2_body() -> bytes:

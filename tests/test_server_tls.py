@@ -13,13 +13,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
-from support.certificates import Certificates, make_certificates
 
 import tf_graphpipe
 from tf_graphpipe import _native
 from tf_graphpipe.server import RunningServer
 
-FLOAT32 = 1  # GraphPipe wire type of float32
+from support.certificates import Certificates, make_certificates
+
+FLOAT32 = 10  # GraphPipe wire type of float32
 
 
 def double(x: tf.TensorSpec([None, None], tf.float32)) -> tf.TensorSpec([None, None], tf.float32):
@@ -61,7 +62,7 @@ def connect(server: RunningServer, context: ssl.SSLContext, host: str = "127.0.0
 
 
 def graphpipe_call(connection: http.client.HTTPConnection, x: np.ndarray) -> np.ndarray:
-    body = _native.encode_infer_request([x], [FLOAT32], [], [], b"").tobytes()
+    body = bytes(_native.encode_infer_request([x], [FLOAT32], [], [], b""))
     connection.request("POST", "/", body=body)
     response = connection.getresponse()
     answer = response.read()

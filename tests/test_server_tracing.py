@@ -16,7 +16,7 @@ import tf_graphpipe
 from tf_graphpipe import Client, _native, tracing
 from tf_graphpipe.server import RunningServer
 
-FLOAT32 = 1
+FLOAT32 = 10  # GraphPipe wire type of float32
 INCOMING = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 ACCESS = "tf_graphpipe.access"
@@ -27,7 +27,7 @@ def double(x: tf.TensorSpec([None, 2], tf.float32)) -> tf.TensorSpec([None, 2], 
 
 
 def post(server: RunningServer, headers: dict[str, str]) -> int:
-    body = _native.encode_infer_request([np.ones((1, 2), np.float32)], [FLOAT32], [], [], b"").tobytes()
+    body = bytes(_native.encode_infer_request([np.ones((1, 2), np.float32)], [FLOAT32], [], [], b""))
     connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
     try:
         connection.request("POST", "/", body=body, headers=headers)
