@@ -132,11 +132,14 @@ class ModelRunner:
         """Runs the model; the requested outputs (default all) by name.
 
         Raises:
-            BadRequest: an output name the model did not produce.
+            BadRequest: an output name the model did not produce, or the
+                model refused the inputs (it raised BadRequest).
             ModelFailed: the model raised.
         """
         try:
             results = self.model.run(call.inputs, call.config)
+        except CallError:  # the model refused the request itself (e.g. BadRequest): as it said
+            raise
         except Exception as exc:  # the model's own failure, whatever it is
             raise ModelFailed(self.describe(exc, "model failed")) from exc
         if not call.output_names:
