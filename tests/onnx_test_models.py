@@ -146,23 +146,21 @@ def unknown_operator(path: Path) -> Path:
     return path
 
 
-def complex_output(path: Path) -> Path:
-    """An output of a type neither wire carries (complex64, from a DFT)."""
+def float8_output(path: Path) -> Path:
+    """An output of a type neither wire carries (float8 e4m3, from a Cast)."""
     graph = helper.make_graph(
-        [helper.make_node("Cast", ["x"], ["y"], to=TensorProto.COMPLEX64)],
-        "complex",
+        [helper.make_node("Cast", ["x"], ["y"], to=TensorProto.FLOAT8E4M3FN)],
+        "float8",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n"])],
-        [helper.make_tensor_value_info("y", TensorProto.COMPLEX64, ["n"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT8E4M3FN, ["n"])],
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
-    model.ir_version = IR_VERSION
-    onnx.save(model, str(path))
-    return path
+    return _save(graph, path)
 
 
-def sklearn_pipeline(path: Path) -> tuple[Path, np.ndarray]:
+def sklearn_pipeline(path: Path, zipmap: bool = False) -> tuple[Path, np.ndarray]:
     """A StandardScaler + LogisticRegression pipeline fitted on fixed data and
-    converted with skl2onnx (``zipmap=False``: probabilities as a tensor).
+    converted with skl2onnx (``zipmap=False``: probabilities as a tensor;
+    skl2onnx's default, a sequence of maps, has no wire type).
     Returns the file and sample rows (float32 [n, 4])."""
     from skl2onnx import to_onnx
     from sklearn.linear_model import LogisticRegression
@@ -173,7 +171,7 @@ def sklearn_pipeline(path: Path) -> tuple[Path, np.ndarray]:
     rows = rng.standard_normal((60, 4)).astype(np.float32)
     labels = (rows[:, 0] + 2 * rows[:, 1] - rows[:, 3] > 0).astype(np.int64) + (rows[:, 2] > 1)
     pipeline = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)).fit(rows, labels)
-    converted = to_onnx(pipeline, rows[:1], options={"zipmap": False}, target_opset={"": 17, "ai.onnx.ml": 3})
+    converted = to_onnx(pipeline, rows[:1], options={"zipmap": zipmap}, target_opset={"": 17, "ai.onnx.ml": 3})
     path.write_bytes(converted.SerializeToString())
     return path, rows
 
