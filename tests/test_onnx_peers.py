@@ -10,14 +10,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-import onnx_test_models as models
-import peer_venvs
 import pytest
 import tensorflow as tf
 from test_v2_server_tritonclient import _STEPS as TRITONCLIENT_STEPS
 from test_v2_server_tritonclient import TRITONCLIENT
 
 import tf_graphpipe
+
+from support import onnx_test_models as models
+from support import peer_venvs
 
 CNN = models.PYTORCH_CNN / "model.onnx"
 
@@ -141,7 +142,7 @@ def test_graphpipe_layer_uses_the_export_as_a_feature_extractor(cnn_server, imag
     model.compile(keras.optimizers.SGD(0.01), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     before = [w.copy() for w in model.layers[-1].get_weights()]
     model.fit(images, labels, epochs=1, batch_size=5, verbose=0)
-    assert any(not np.array_equal(a, b) for a, b in zip(before, model.layers[-1].get_weights()))
+    assert any(not np.array_equal(a, b) for a, b in zip(before, model.layers[-1].get_weights(), strict=True))
     extractor = keras.Model(inputs, features)
     np.testing.assert_allclose(extractor.predict(images, verbose=0),
                                models.ort_run(CNN, {"images": images})["features"], rtol=0, atol=0)

@@ -13,14 +13,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-import onnx_test_models as models
 import pytest
-import servers
 
 import tf_graphpipe
 from tf_graphpipe.errors import RemoteError
 from tf_graphpipe.server import load_model
 from tf_graphpipe.server.onnx_models import SessionSettings
+
+from support import onnx_test_models as models
+from support import servers
 
 
 @pytest.fixture(scope="module")
@@ -174,5 +175,6 @@ def test_serve_help_documents_the_onnx_options(capsys) -> None:
     with pytest.raises(SystemExit):
         main(["serve", "--help"])
     text = capsys.readouterr().out
-    for option in ("FILE.onnx", "--intra-op-threads", "--inter-op-threads", "--graph-optimization", "tf-graphpipe[onnx]"):
+    options = ("FILE.onnx", "--intra-op-threads", "--inter-op-threads", "--graph-optimization", "tf-graphpipe[onnx]")
+    for option in options:
         assert option in text, option

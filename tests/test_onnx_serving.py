@@ -13,12 +13,13 @@ from pathlib import Path
 
 import ml_dtypes
 import numpy as np
-import onnx_test_models as models
 import pytest
 
 import tf_graphpipe
 from tf_graphpipe.errors import RemoteError
 from tf_graphpipe.server.onnx_models import OnnxModel, load_onnx_model
+
+from support import onnx_test_models as models
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +74,7 @@ def test_several_inputs_and_outputs_equal_onnx_runtime_bit_for_bit(multi_io) -> 
     assert total.tobytes() == want["total"].tobytes() and np.array_equal(negated, want["negated"])
     got = v2.infer([b, a], input_names=["b", "a"])  # by name, in another order
     assert [g.dtype for g in got] == [np.float64, np.int64, np.bool_]
-    for value, name in zip(got, ["total", "negated", "positive"]):
+    for value, name in zip(got, ["total", "negated", "positive"], strict=True):
         assert value.tobytes() == want[name].tobytes(), name
 
 
@@ -129,7 +130,7 @@ def test_every_dtype_the_wire_carries_round_trips(protocol: str, model_dir: Path
         meta = client.metadata()
         assert [i["name"] for i in meta["inputs"]] == [f"in_{n}" for n in names]
         got = client.infer(inputs)
-    for name, sent, value in zip(names, inputs, got):
+    for name, sent, value in zip(names, inputs, got, strict=True):
         if name == "string":
             assert [bytes(v) for v in value] == list(sent)
         else:
@@ -185,7 +186,7 @@ def test_batching_merges_concurrent_calls_and_each_gets_its_rows(gemm: Path) -> 
             thread.start()
         for thread in threads:
             thread.join(60)
-    for got, expected in zip(results, want):
+    for got, expected in zip(results, want, strict=True):
         assert got is not None and got.shape == expected.shape
         np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-7)
 

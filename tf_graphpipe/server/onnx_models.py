@@ -168,13 +168,13 @@ class OnnxModel(Model):
 
     def run(self, inputs: list[np.ndarray], config: bytes) -> dict[str, np.ndarray]:
         feed: dict[str, Any] = {}
-        for spec, array, is_string in zip(self.inputs, inputs, self._strings):
+        for spec, array, is_string in zip(self.inputs, inputs, self._strings, strict=True):
             feed[spec.name] = _string_input(array, spec.name) if is_string else _numeric_input(array)
         with self._turns:
             if self._bfloat16:
                 return self._run_ort_values(feed)
             results = self._session.run(self._output_names, feed)
-        return dict(zip(self._output_names, results))
+        return dict(zip(self._output_names, results, strict=True))
 
     def _run_ort_values(self, feed: dict[str, Any]) -> dict[str, np.ndarray]:
         """bfloat16, which ONNX Runtime's NumPy conversion does not know, as OrtValues."""
@@ -185,7 +185,7 @@ class OnnxModel(Model):
             for name, array in feed.items()
         }
         results = self._session.run_with_ort_values(self._output_names, values)
-        return {name: _ort_value_array(value) for name, value in zip(self._output_names, results)}
+        return {name: _ort_value_array(value) for name, value in zip(self._output_names, results, strict=True)}
 
 
 def _numeric_input(array: np.ndarray) -> np.ndarray:

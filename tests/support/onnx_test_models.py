@@ -10,7 +10,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 PYTORCH_CNN = REPO / "examples" / "pytorch_cnn"
 OPSET = 21
 IR_VERSION = 10  # what the installed ONNX Runtime reads, whatever onnx writes by default
@@ -186,4 +186,4 @@ def ort_run(path: Path, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     options = SessionSettings().session_options(onnxruntime)
     session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     names = [o.name for o in session.get_outputs()]
-    return dict(zip(names, session.run(names, feed)))
+    return dict(zip(names, session.run(names, feed), strict=True))
