@@ -29,8 +29,7 @@ import ml_dtypes
 import numpy as np
 
 from tf_graphpipe import dtypes
-from tf_graphpipe.server.inference import BadRequest
-from tf_graphpipe.server.models import Model
+from tf_graphpipe.server.model import InputRejected, Model
 from tf_graphpipe.server.specs import IOSpec
 
 __all__ = ["GRAPH_OPTIMIZATION_LEVELS", "ONNX_FILE", "OnnxModel", "SessionSettings", "load_onnx_model"]
@@ -206,7 +205,7 @@ def _string_input(array: np.ndarray, name: str) -> np.ndarray:
         try:
             text[i] = bytes(item).decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise BadRequest(f"input {name!r}: string element {i} is not UTF-8 ({exc.reason}); "
+            raise InputRejected(f"input {name!r}: string element {i} is not UTF-8 ({exc.reason}); "
                              "ONNX Runtime takes string tensors as UTF-8 text") from None
     return text.reshape(array.shape)
 
