@@ -35,7 +35,7 @@ from tf_graphpipe.server.bodies import (
 from tf_graphpipe.server.dispatcher import Dispatcher, Request, SingleModel
 from tf_graphpipe.server.errors import BadRequest, ServerError
 from tf_graphpipe.server.inline import DEFAULT_INLINE_MAX_US
-from tf_graphpipe.server.models import Model
+from tf_graphpipe.server.model import Model
 from tf_graphpipe.server.served import ServedModel
 from tf_graphpipe.server.workers import ModelWorkers
 

@@ -87,7 +87,7 @@ class Batcher:
             answers = await loop.run_in_executor(self.executor, self._execute_window, calls)
         except BaseException as exc:  # noqa: BLE001 - never leave a caller waiting
             answers = [exc] * len(window)
-        for (_, future), answer in zip(window, answers):
+        for (_, future), answer in zip(window, answers, strict=True):
             if future.done():  # the caller went away
                 continue
             if isinstance(answer, BaseException):

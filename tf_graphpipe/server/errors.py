@@ -25,6 +25,7 @@ __all__ = [
     "BadRequest",
     "BodyTooLarge",
     "Failure",
+    "FailedPrecondition",
     "HeadTooLarge",
     "MethodNotAllowed",
     "ModelFailed",
@@ -44,6 +45,7 @@ INVALID_ARGUMENT = 3
 DEADLINE_EXCEEDED = 4
 NOT_FOUND = 5
 RESOURCE_EXHAUSTED = 8
+FAILED_PRECONDITION = 9
 UNIMPLEMENTED = 12
 INTERNAL = 13
 UNAVAILABLE = 14
@@ -96,6 +98,11 @@ class Overloaded(ServerError):
     headers = b"retry-after: 1\r\n"
 
 
+class FailedPrecondition(ServerError):
+    """The request is well formed but the server's state refuses it (e.g. a
+    model that could not be loaded)."""
+
+
 class ModelFailed(ServerError):
     """The model raised, or returned something that cannot be sent."""
 
@@ -120,6 +127,7 @@ ERROR_TABLE: dict[type[BaseException], Rule] = {
     BodyTooLarge: Rule(413, RESOURCE_EXHAUSTED, logging.WARNING, close=True),
     HeadTooLarge: Rule(431, RESOURCE_EXHAUSTED, logging.WARNING, close=True),
     Overloaded: Rule(503, UNAVAILABLE, logging.WARNING, close=True),
+    FailedPrecondition: Rule(400, FAILED_PRECONDITION, logging.WARNING),
     ModelFailed: Rule(500, INTERNAL, logging.ERROR),
 }
 UNEXPECTED = Rule(500, INTERNAL, logging.ERROR)

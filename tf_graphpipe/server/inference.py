@@ -16,7 +16,7 @@ import numpy as np
 
 from tf_graphpipe import _native, dtypes
 from tf_graphpipe.server.errors import BadRequest, ModelFailed, describe
-from tf_graphpipe.server.models import Model
+from tf_graphpipe.server.model import InputRejected, Model
 
 __all__ = ["BadRequest", "Call", "ModelFailed", "ModelRunner"]
 
@@ -68,7 +68,7 @@ class ModelRunner:
         ordered = list(inputs)
         if input_names and not model.variadic:
             ordered = [None] * len(inputs)  # type: ignore[list-item]
-            for name, array in zip(input_names, inputs):
+            for name, array in zip(input_names, inputs, strict=True):  # lengths checked above
                 index = self._input_index.get(name)
                 if index is None:
                     known = ", ".join(repr(s.name) for s in model.inputs)
@@ -76,7 +76,7 @@ class ModelRunner:
                 if ordered[index] is not None:
                     raise BadRequest(f"input {name!r} given twice")
                 ordered[index] = array
-        for spec, array in zip(model.inputs, ordered):
+        for spec, array in zip(model.inputs, ordered, strict=False):  # a variadic model declares none
             problem = spec.check(array, f"input {spec.name!r}")
             if problem:
                 raise BadRequest(problem)
@@ -101,11 +101,14 @@ class ModelRunner:
         """Runs the model; the requested outputs (default all) by name.
 
         Raises:
-            BadRequest: an output name the model did not produce.
+            BadRequest: an output name the model did not produce, or the
+                model refused the inputs (it raised InputRejected).
             ModelFailed: the model raised.
         """
         try:
             results = self.model.run(call.inputs, call.config)
+        except InputRejected as exc:  # the caller's mistake, found by the model itself
+            raise BadRequest(str(exc)) from exc
         except Exception as exc:  # the model's own failure, whatever it is
             raise ModelFailed(self.describe(exc, "model failed")) from exc
         if not call.output_names:

@@ -13,7 +13,7 @@ from tf_graphpipe.server.batching import Batcher
 from tf_graphpipe.server.endpoint import Endpoint
 from tf_graphpipe.server.inference import ModelRunner
 from tf_graphpipe.server.inline import DEFAULT_INLINE_MAX_US, InlinePolicy
-from tf_graphpipe.server.models import Model
+from tf_graphpipe.server.model import Model
 from tf_graphpipe.server.v2_endpoint import V2Endpoint
 
 __all__ = ["ServedModel"]
