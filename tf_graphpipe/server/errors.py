@@ -61,6 +61,16 @@ class ServerError(Exception):
         super().__init__(message)
         self.message = message
 
+    @property
+    def status(self) -> int:
+        """The HTTP status the table gives this error."""
+        return rule_of(self).status
+
+    @property
+    def code(self) -> int:
+        """The wire error code the table gives this error."""
+        return rule_of(self).code
+
 
 class BadRequest(ServerError):
     """The caller's mistake: a body that is not a valid message, a request
