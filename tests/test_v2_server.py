@@ -161,7 +161,7 @@ def test_every_datatype_round_trips_binary_and_json() -> None:
             # FP16 and BF16 have no JSON form: JSON clients send them binary, but cannot ask them back as JSON
             sent = {t: a for t, a in arrays.items() if binary or t not in ("FP16", "BF16")}
             got = client.infer(sent)  # echo takes any inputs: output0, output1... in order
-            for (datatype, want), have in zip(sent.items(), got):
+            for (datatype, want), have in zip(sent.items(), got, strict=True):
                 assert have.dtype == want.dtype, datatype
                 np.testing.assert_array_equal(have, want)
         for datatype in ("FP16", "BF16"):  # a 400 naming the output, as Triton answers; never unasked binary

@@ -18,9 +18,10 @@ import ml_dtypes
 import numpy as np
 import pytest
 
-import peer_venvs
 from tf_graphpipe.server.inference import BadRequest, ModelFailed
 from tf_graphpipe.server.v2_wire import V2Answer, decode_request, encode_outputs, raw_binary_request
+
+from support import peer_venvs
 
 # Every datatype, with the values that are hard to carry: extremes, NaN, the infinities, -0.0.
 ARRAYS_SOURCE = r"""
@@ -102,10 +103,10 @@ def test_json_data_of_every_datatype_decodes_exactly_into_arrays_of_their_own() 
     body = text.encode()
     request = decode_request(body, None)
     assert request.input_names == [f"in{i}" for i in range(len(ARRAYS))]
-    for (datatype, want), got in zip(ARRAYS, request.inputs):
+    for (datatype, want), got in zip(ARRAYS, request.inputs, strict=True):
         assert_same(got, want, datatype)
-        if got.size and got.dtype != object:
-            assert got.flags.writeable and got.flags.owndata is False and not np.shares_memory(got, np.frombuffer(body, np.uint8))
+        if got.size and got.dtype != object:  # storage the request owns, writeable, not the body
+            assert got.flags.writeable and not np.shares_memory(got, np.frombuffer(body, np.uint8))
 
 
 def test_json_data_may_be_flat_or_nested_and_integers_stay_exact() -> None:
@@ -128,7 +129,7 @@ def test_binary_inputs_are_views_of_the_body_when_aligned_and_one_aligned_copy_o
     request = decode_request(body, json_size)
     address = body.ctypes.data + json_size
     views = 0
-    for (name, datatype, want), got in zip(inputs, request.inputs):
+    for (_, datatype, want), got in zip(inputs, request.inputs, strict=True):
         assert_same(got, want, datatype)
         assert got.flags.aligned, datatype
         if want.size and address % want.dtype.itemsize == 0:
@@ -293,7 +294,7 @@ def test_json_outputs_use_tritons_tokens_keep_integers_exact_and_the_sign_of_zer
     assert "NaN" in text and "-Infinity" in text and "-0.0" in text and str(2**64 - 1) in text
     header = json.loads(text)  # Python's json reads Triton's tokens
     assert header["model_name"] == "m" and header["model_version"] == "1" and header["id"] == "r1"
-    for (name, want), entry in zip(outputs, header["outputs"]):
+    for (name, want), entry in zip(outputs, header["outputs"], strict=True):
         assert entry["name"] == name and entry["shape"] == list(want.shape)
         if want.dtype == object:
             assert [s.encode() for s in entry["data"]] == list(want.reshape(-1))
@@ -433,7 +434,7 @@ def test_what_tritonclient_sends_decodes_to_its_arrays(tritonclient_python: str,
         # FP16 as JSON too: the server reads JSON data of every datatype (Triton refuses FP16 there)
         sent = [a for t, a in ARRAYS if mode == "binary" or t != "BF16"]
         assert [t for t, _ in ARRAYS if mode == "binary" or t != "BF16"] == meta["types"]
-        for i, (want, got) in enumerate(zip(sent, request.inputs)):
+        for i, (want, got) in enumerate(zip(sent, request.inputs, strict=True)):
             assert request.input_names[i] == f"in{i}"
             assert_same(got, want, f"{mode} in{i}")
         if mode == "binary":  # the first blob sits at the aligned offset: a view
