@@ -201,9 +201,10 @@ def _client_options(args: argparse.Namespace) -> dict[str, Any]:
         if not colon:
             raise ValueError(f"--header {text!r}: expected NAME:VALUE")
         headers[name.strip()] = value.strip()
-    return {"ca_file": args.ca_file, "client_cert": args.client_cert, "client_key": args.client_key,
-            "auth_token_env": args.auth_token_env, "auth_token_file": args.auth_token_file,
-            "headers": headers or None}
+    options = {"ca_file": args.ca_file, "client_cert": args.client_cert, "client_key": args.client_key,
+               "auth_token_env": args.auth_token_env, "auth_token_file": args.auth_token_file,
+               "headers": headers or None}
+    return {key: value for key, value in options.items() if value is not None}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

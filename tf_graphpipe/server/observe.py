@@ -27,10 +27,11 @@ __all__ = ["Observation", "RequestObserver"]
 class Observation:
     """One request as observed: when it arrived, its trace, its recorder."""
 
-    __slots__ = ("header", "model", "recorder", "span", "started", "submitted", "trace")
+    __slots__ = ("header", "model", "peer", "recorder", "span", "started", "submitted", "trace")
 
     def __init__(self, started: float) -> None:
         self.started = started
+        self.peer = "-"
         self.submitted = started  # when the call was handed to a worker or a batch
         self.trace: TraceParent | None = None  # the trace the model runs in
         self.header = ""  # the traceparent the access log writes
@@ -54,6 +55,7 @@ class RequestObserver:
         self.access_log = access_log
         self.spans = spans
         self._traced = access_log is not None or spans is not None
+        self.active = self._traced or metrics is not None  # else only a caller's traceparent is looked at
 
     def begin(self, traceparent: bytes | None, model: tuple[str, str, str] | None, body_bytes: int,
               refused: int = 0) -> Observation:
@@ -81,17 +83,20 @@ class RequestObserver:
                 recorder.started(body_bytes)
         return observation
 
-    def ran(self, observation: Observation, started: float, ended: float, rows: int) -> None:
+    def ran(self, observation: Observation, started: float, ended: float, rows: int, counted: bool = True) -> None:
         """The model ran on this request's call from ``started`` to ``ended``
-        (``perf_counter``), on ``rows`` rows (0: not known)."""
+        (``perf_counter``), on ``rows`` rows (0: not known). ``counted``:
+        False for the other calls of a merged batch, so the model's runs and
+        batch sizes are counted once per run, the queue time once per call."""
         observation.model = (started, ended)
         recorder = observation.recorder
         if recorder is not None:
             recorder.queued(max(0.0, started - observation.submitted))
-            recorder.ran(ended - started, rows)
+            if counted:
+                recorder.ran(ended - started, rows)
 
     def answered(self, observation: Observation, method: bytes, path: bytes, status: int, bytes_in: int,
-                 bytes_out: int, peer: str = "-") -> None:
+                 bytes_out: int) -> None:
         """The answer was handed to the transport."""
         finished = time.perf_counter()
         if observation.recorder is not None:
@@ -99,7 +104,8 @@ class RequestObserver:
         if observation.span is not None:
             model = observation.model
             queued = (observation.submitted, model[0]) if model is not None else None
-            self.spans.finish(observation.span, status, finished, queued=queued, model=model)  # type: ignore[union-attr]
+            spans: RequestSpans = self.spans  # type: ignore[assignment]
+            spans.finish(observation.span, status, finished, queued=queued, model=model)
         if self.access_log is not None:
-            self.access_log.write(peer, method, path, status, bytes_in, bytes_out, finished - observation.started,
-                                  observation.header)
+            self.access_log.write(observation.peer, method, path, status, bytes_in, bytes_out,
+                                  finished - observation.started, observation.header)
