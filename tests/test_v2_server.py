@@ -344,11 +344,11 @@ def test_repeated_headers_are_checked_against_each_body_and_json_data_is_never_s
 
 
 def test_readiness_follows_the_server_state(server) -> None:
-    server.endpoint.ready = False  # what close() sets first, before it stops accepting
+    server.dispatcher.ready = False  # what close() sets first, before it stops accepting
     try:
         for path in ("/v2/health/ready", "/v2/models/arith/ready"):
             status, _, body = servers.request(server.url, "GET", path)
             assert status == 400 and json.loads(body)["ready"] is False
         assert servers.request(server.url, "GET", "/v2/health/live")[0] == 200
     finally:
-        server.endpoint.ready = True
+        server.dispatcher.ready = True
