@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from tf_graphpipe import _native, dtypes
-from tf_graphpipe.server.inference import BadRequest, ModelFailed
+from tf_graphpipe.server.errors import BadRequest, ModelFailed
 from tf_graphpipe.server.v2_wire import V2Answer, decode_request, encode_outputs, raw_binary_request
 
 from support import peer_venvs
