@@ -289,8 +289,8 @@ def machine() -> dict[str, str]:
         info["cpu"] = platform.processor()
     info["cores"] = f"{os.cpu_count()} logical (affinity: {len(os.sched_getaffinity(0))})"
     try:
-        kb = int(next(l for l in Path("/proc/meminfo").read_text().splitlines()
-                      if l.startswith("MemTotal")).split()[1])
+        kb = int(next(line for line in Path("/proc/meminfo").read_text().splitlines()
+                      if line.startswith("MemTotal")).split()[1])
         info["memory"] = f"{kb / 1024 / 1024:.1f} GiB"
     except (OSError, StopIteration):
         pass

@@ -23,6 +23,7 @@ import gc
 import statistics
 import time
 from collections.abc import Callable
+from functools import partial
 
 import numpy as np
 
@@ -99,7 +100,7 @@ def seed_table(request_shape: tuple[int, ...], response_shape: tuple[int, ...], 
             t_dr, decoded = timed(lambda: _native.decode_request(received))
             assert decoded[3][0].shape == request_shape
             t_es, response = timed(lambda: encode_response(y))
-            t_ds, outputs = timed(lambda: _native.decode_infer_response(response))
+            t_ds, outputs = timed(partial(_native.decode_infer_response, response))
             assert outputs[0].shape == response_shape
             for name, t in zip(steps, (t_er, t_dr, t_es, t_ds)):
                 samples[name].append(t)
@@ -183,8 +184,8 @@ def decode_size_table(small_shape: tuple[int, ...], large_shape: tuple[int, ...]
             _native.decode_infer_response(response)
         req_times, resp_times = [], []
         for _ in range(reps * 20):
-            req_times.append(timed(lambda: _native.decode_request(request))[0])
-            resp_times.append(timed(lambda: _native.decode_infer_response(response))[0])
+            req_times.append(timed(partial(_native.decode_request, request))[0])
+            resp_times.append(timed(partial(_native.decode_infer_response, response))[0])
         results[shape] = (t.nbytes, req_times, resp_times)
         del request, response, t
     (n_small, rq_s, rs_s), (n_large, rq_l, rs_l) = results[small_shape], results[large_shape]

@@ -36,10 +36,22 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # _common, also with PYTHONSAFEPATH
 
+from _common import (
+    FEATURES,
+    IMAGE,
+    Chart,
+    Report,
+    anchor_server,
+    bench_main,
+    graphpipe_server,
+    mb,
+    md_table,
+    median,
+    shape_text,
+    spread,
+)
 from anchor_wire import json_array, json_body, predict_request, predict_response_array
 from bench_e2e import threaded_seconds
-from _common import (FEATURES, IMAGE, Chart, Report, anchor_server, bench_main, graphpipe_server,
-                     md_table, mb, median, shape_text, spread)
 
 THREADS = (1, 5)
 

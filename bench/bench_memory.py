@@ -33,8 +33,23 @@ from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # _common, also with PYTHONSAFEPATH
 
-from _common import (FEATURES, IMAGE, Chart, Report, Server, anchor_server, bench_env, bench_main,
-                     graphpipe_server, md_table, mb, median, reference_python, shape_text, spread)
+from _common import (
+    FEATURES,
+    IMAGE,
+    Chart,
+    Report,
+    Server,
+    anchor_server,
+    bench_env,
+    bench_main,
+    graphpipe_server,
+    mb,
+    md_table,
+    median,
+    reference_python,
+    shape_text,
+    spread,
+)
 
 # Run as the client process: python -c CLIENT KIND URL BATCH. Prints "armed"
 # after its warm-up, waits for a line on stdin, makes the call, prints JSON.
@@ -187,7 +202,8 @@ def run(args: argparse.Namespace) -> Report:
         c, s = growth[kind]
         ratio = median(c) / payload
         rows.append([label + (f" (batch {b})" if b != batch else ""),
-                     f"{median(c) / 1e6:.1f} ({spread(c, 1e-6, 1)})", f"**{ratio:.2f}**" if kind == "client" else f"{ratio:.2f}",
+                     f"{median(c) / 1e6:.1f} ({spread(c, 1e-6, 1)})",
+                     f"**{ratio:.2f}**" if kind == "client" else f"{ratio:.2f}",
                      f"{median(s) / 1e6:.1f} ({spread(s, 1e-6, 1)})", f"{median(s) / payload:.2f}"])
     report = Report("Memory: peak RSS growth during one call, as a multiple of the request payload")
     report.add(

@@ -38,8 +38,23 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # _common, also with PYTHONSAFEPATH
 
-from _common import (FEATURES, IMAGE, SEED_REQUEST, Chart, Report, anchor_server, bench_main,
-                     graphpipe_server, interleaved, md_table, mb, median, percentile, shape_text, spread)
+from _common import (
+    FEATURES,
+    IMAGE,
+    SEED_REQUEST,
+    Chart,
+    Report,
+    anchor_server,
+    bench_main,
+    graphpipe_server,
+    interleaved,
+    mb,
+    md_table,
+    median,
+    percentile,
+    shape_text,
+    spread,
+)
 from bench_e2e import Ceiling
 
 
@@ -90,7 +105,7 @@ def run(args: argparse.Namespace) -> Report:
             rpc_features(seed).numpy()
             rpc_error = "carried (unexpected)"
         except tf.errors.OpError as error:
-            lines = [l.strip() for l in error.message.splitlines() if "larger than max" in l]
+            lines = [line.strip() for line in error.message.splitlines() if "larger than max" in line]
             rpc_error = f"{type(error).__name__}: {(lines or error.message.splitlines())[0]}"
             print(f"TF RPC at {shape_text(seed_shape)} float32 ({mb(seed_bytes)}): {rpc_error}", flush=True)
         op_features(seed[:1]).numpy()  # trace + connect

@@ -86,7 +86,8 @@ def run_bench(name: str, path: Path, mode: str, out: Path) -> dict:
             code, stdout = done.returncode, done.stdout
         except subprocess.TimeoutExpired as expired:
             code = "timeout"
-            stdout = expired.stdout.decode(errors="replace") if isinstance(expired.stdout, bytes) else (expired.stdout or "")
+            partial = expired.stdout
+            stdout = partial.decode(errors="replace") if isinstance(partial, bytes) else (partial or "")
     seconds = time.monotonic() - t0
     (out / f"{name}.md").write_text(stdout)
     result = {"name": name, "file": path.name, "code": code, "seconds": seconds, "load": load,

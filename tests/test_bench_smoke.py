@@ -73,4 +73,5 @@ def test_run_all_reports_an_absent_bench(tmp_path: Path) -> None:
     text = run_all.summary([], [("v2", "bench_v2.py", "what it measures")], "tiny", {"cpu": "x"}, {}, "")
     assert "`bench/bench_v2.py` is absent: not run." in text
     assert run_all.flags_for('parser.add_argument("--quick")', "tiny", tmp_path / "x.json") == ["--quick"]
-    assert run_all.flags_for("bench_main(", "quick", tmp_path / "x.json") == ["--quick", "--json", str(tmp_path / "x.json")]
+    out = tmp_path / "x.json"
+    assert run_all.flags_for("bench_main(", "quick", out) == ["--quick", "--json", str(out)]

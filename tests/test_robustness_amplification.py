@@ -137,7 +137,7 @@ def outcome(decode, body: bytes) -> str:
         decoded = decode(body)
     except ProtocolError:
         return "ProtocolError"
-    except Exception as exc:  # noqa: BLE001: reported, not raised
+    except Exception as exc:  # noqa: BLE001 - reported, not raised
         return f"{type(exc).__name__} with a {len(str(exc)):,}-character message"
     return f"decoded into {type(decoded).__name__} of {len(decoded):,} entries"
 
@@ -208,7 +208,8 @@ def _peak_rss_after_reset() -> tuple[int, callable]:
     Path("/proc/self/clear_refs").write_text("5")
 
     def kib(field: str) -> int:
-        line = next(l for l in Path("/proc/self/status").read_text().splitlines() if l.startswith(field + ":"))
+        line = next(entry for entry in Path("/proc/self/status").read_text().splitlines()
+                    if entry.startswith(field + ":"))
         return int(line.split()[1]) * 1024
 
     return kib("VmRSS"), lambda: kib("VmHWM")

@@ -51,7 +51,7 @@ def test_64_concurrent_clients_get_exact_answers_and_no_error(server) -> None:
                 x[0, 0] = i * 1000 + j
                 try:
                     y = c.infer(x)
-                except Exception as exc:  # noqa: BLE001: counted, reported below
+                except Exception as exc:  # noqa: BLE001 - counted, reported below
                     errors.append(f"client {i} call {j}: {type(exc).__name__}: {exc}")
                     continue
                 if y.shape != x.shape or not np.array_equal(y, x * 2):

@@ -64,7 +64,7 @@ def returns_within(seconds: float, fn: Callable[[], object]) -> BaseException | 
     def run() -> None:
         try:
             box.append(fn())
-        except BaseException as exc:  # noqa: BLE001: handed to the test
+        except BaseException as exc:  # noqa: BLE001 - handed to the test
             box.append(exc)
 
     thread = threading.Thread(target=run, name="call-under-test")
@@ -161,7 +161,7 @@ class AcceptingPeer:
         while not self.stopping.is_set():
             try:
                 self.accepted.append(self.listener.accept()[0])
-            except socket.timeout:
+            except TimeoutError:
                 continue
             except OSError:
                 return

@@ -116,7 +116,7 @@ class RawHttp:
             return self.sock.recv(1) == b""
         except ConnectionResetError:
             return True
-        except socket.timeout:
+        except TimeoutError:
             return False
 
     def close(self) -> None:

@@ -18,7 +18,7 @@ from tf_graphpipe import Client, RemoteError, _native
 from support import servers
 
 
-def checked(x: tf.TensorSpec([None, 3], tf.float32)) -> {"y": tf.TensorSpec([None, 3], tf.float32)}:
+def checked(x: tf.TensorSpec([None, 3], tf.float32)) -> {"y": tf.TensorSpec([None, 3], tf.float32)}:  # noqa: F821, UP037 - a dict of specs that CallableModel reads, not a type
     if np.isnan(x).any():
         raise RuntimeError("input holds NaN")
     return {"y": x + 1}

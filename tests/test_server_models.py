@@ -137,7 +137,7 @@ def test_tf_function_without_signature_is_served_as_callable() -> None:
 
 def annotated(
     x: tf.TensorSpec([None, 2], tf.float32), label: tf.TensorSpec([None], tf.string)
-) -> {"scaled": tf.TensorSpec([None, 2], tf.float32), "label": tf.TensorSpec([None], tf.string)}:
+) -> {"scaled": tf.TensorSpec([None, 2], tf.float32), "label": tf.TensorSpec([None], tf.string)}:  # noqa: F821, UP037 - a dict of specs that CallableModel reads, not a type
     return {"label": label, "scaled": x * 10}
 
 
@@ -155,7 +155,8 @@ def test_callable_metadata_from_tensor_spec_annotations() -> None:
 
 
 def test_callable_by_import_path_with_specs_from_options() -> None:
-    with tf_graphpipe.serve("support.servers:double", input_specs=["x:int32:-1"], output_specs=["y:int32:-1"]) as server:
+    specs = {"input_specs": ["x:int32:-1"], "output_specs": ["y:int32:-1"]}
+    with tf_graphpipe.serve("support.servers:double", **specs) as server:
         client = Client(server.url)
         metadata = client.metadata()
         assert metadata["name"] == "double"

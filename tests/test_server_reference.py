@@ -99,7 +99,7 @@ print("ok")
 """
 
 
-def text_to_out(text: tf.TensorSpec([None, None], tf.string)) -> {"out": tf.TensorSpec([None, None], tf.string)}:
+def text_to_out(text: tf.TensorSpec([None, None], tf.string)) -> {"out": tf.TensorSpec([None, None], tf.string)}:  # noqa: F821, UP037 - a dict of specs that CallableModel reads, not a type
     return {"out": text}
 
 

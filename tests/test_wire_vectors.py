@@ -101,7 +101,7 @@ def test_every_vector_file_has_expected_values(vectors: Path) -> None:
 
 def test_vector_files_match_readme_checksums(vectors: Path) -> None:
     readme = (vectors / "README.md").read_text()
-    sums = dict((name, digest) for digest, name in re.findall(r"^([0-9a-f]{64})\s+(\S+)$", readme, re.M))
+    sums = {name: digest for digest, name in re.findall(r"^([0-9a-f]{64})\s+(\S+)$", readme, re.M)}
     assert set(sums) == set(EXPECTED)
     for name, digest in sums.items():
         assert hashlib.sha256((vectors / name).read_bytes()).hexdigest() == digest, name

@@ -22,7 +22,7 @@ def library_path() -> Path:
     return here / f"{_LIBRARY_STEM}{importlib.machinery.EXTENSION_SUFFIXES[0]}"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def load_ops() -> ModuleType:
     """The loaded op module (``graph_pipe_call``, ``graph_pipe_endpoint``).
 
@@ -37,7 +37,8 @@ def load_ops() -> ModuleType:
             "in a checkout) against tensorflow-cpu 2.21."
         )
     try:
-        return tf.load_op_library(str(path))
+        library: ModuleType = tf.load_op_library(str(path))
+        return library
     except tf.errors.NotFoundError as exc:
         raise ImportError(
             f"cannot load tf-graphpipe's op library {path}: {exc.message}. It must be "

@@ -37,7 +37,8 @@ _RECORD = re.compile(rb"^(?:[IW]\d{4} \d\d:\d\d:\d+\.\d+ +\d+ |\d{4}-\d\d-\d\d \
 # What ends a dropped record's continuation lines: another record, a Python
 # warning or a traceback.
 _NOT_CONTINUATION = re.compile(
-    rb"^(?:[IWEF]\d{4} \d\d:\d\d:\d+\.\d+ +\d+ |\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: [IWEF] |\S+:\d+: \w+: |Traceback )")
+    rb"^(?:[IWEF]\d{4} \d\d:\d\d:\d+\.\d+ +\d+ |\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: [IWEF] "
+    rb"|\S+:\d+: \w+: |Traceback )")
 _ABSL_BANNER = b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR"
 
 

@@ -64,7 +64,8 @@ class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
-        if action.option_strings and action.default not in (None, False, argparse.SUPPRESS) and "%(default)" not in text:
+        shows_default = action.default not in (None, False, argparse.SUPPRESS) and "%(default)" not in text
+        if action.option_strings and shows_default:
             text += " (default: %(default)s)"
         return text
 

@@ -206,7 +206,7 @@ class Client:
                 names = self._input_names or []
         if len(names) != count:
             raise ValueError(
-                f"model {self._v2['model']!r} has {len(names)} inputs {names}, got {count}: "
+                f"model {self._v2['model'] if self._v2 else self.url!r} has {len(names)} inputs {names}, got {count}: "
                 "pass one array per input, or name them (a dict, or input_names)"
             )
         return list(names)

@@ -38,11 +38,11 @@ def run_demo(out: TextIO | None = None) -> int:
         print(format_metadata(client.metadata()), file=out)
         x = sample_input()
         print(f"\ncalling it with x = \n{x}\n", file=out)
-        y = client.infer(x)
+        y = np.asarray(client.infer(x))  # the demo model has one output
         print(f"probabilities =\n{np.array2string(y, precision=4)}", file=out)
         ok = bool(np.allclose(y, expected(x), atol=1e-5))
 
-        @tf.function
+        @tf.function  # type: ignore[untyped-decorator]
         def classify(raw: tf.Tensor) -> tf.Tensor:
             # local -> remote -> local, in one graph
             scaled = raw * 0.5

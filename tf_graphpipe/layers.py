@@ -18,7 +18,7 @@ __all__ = ["GraphPipeLayer"]
 
 
 @keras.saving.register_keras_serializable(package="tf_graphpipe")
-class GraphPipeLayer(keras.layers.Layer):
+class GraphPipeLayer(keras.layers.Layer):  # type: ignore[misc]  # Keras ships no type information
     """Calls the model at ``url`` as a layer: a GraphPipe server, or a
     Triton / KServe model when the URL's path is ``/v2/models/<name>``
     (Open Inference Protocol; ``protocol`` overrides).
@@ -113,7 +113,8 @@ class GraphPipeLayer(keras.layers.Layer):
     @property
     def url(self) -> str:
         """The URL the layer calls now (after any re-point)."""
-        return self.url_variable.numpy().decode("utf-8")
+        url: str = self.url_variable.numpy().decode("utf-8")
+        return url
 
     def repoint(self, url: str) -> None:
         """Calls ``url`` from now on, also inside already traced functions."""
@@ -126,13 +127,13 @@ class GraphPipeLayer(keras.layers.Layer):
         self.built = True
 
     def call(self, inputs: Any) -> tf.Tensor | list[tf.Tensor]:
-        self._discover_outputs()
+        output_dtypes, output_shapes = self._discover_outputs()
         tensors, names = self._flatten_inputs(inputs)
         outputs = remote_call(
             self.url_variable,
             tensors,
-            output_dtypes=self.output_dtypes,
-            output_shapes=self.output_shapes,
+            output_dtypes=output_dtypes,
+            output_shapes=output_shapes,
             input_names=names,
             output_names=self.output_names or self._metadata_output_names,
             config=self.config,
@@ -144,20 +145,20 @@ class GraphPipeLayer(keras.layers.Layer):
         return outputs[0] if len(outputs) == 1 else list(outputs)
 
     def compute_output_spec(self, inputs: Any) -> Any:
-        self._discover_outputs()
+        output_dtypes, _ = self._discover_outputs()
         specs = [
             keras.KerasTensor(self._output_shape(i), dtype=dtype)
-            for i, dtype in enumerate(self.output_dtypes)
+            for i, dtype in enumerate(output_dtypes)
         ]
         return specs[0] if len(specs) == 1 else specs
 
     def compute_output_shape(self, input_shape: Any) -> Any:
-        self._discover_outputs()
-        shapes = [self._output_shape(i) for i in range(len(self.output_dtypes))]
+        output_dtypes, _ = self._discover_outputs()
+        shapes = [self._output_shape(i) for i in range(len(output_dtypes))]
         return shapes[0] if len(shapes) == 1 else shapes
 
     def get_config(self) -> dict[str, Any]:
-        config = super().get_config()
+        config: dict[str, Any] = super().get_config()
         config.update(
             url=self.url,
             input_names=self.input_names,
@@ -174,9 +175,8 @@ class GraphPipeLayer(keras.layers.Layer):
         return config
 
     def _output_shape(self, index: int) -> tuple[int | None, ...] | None:
-        if self.output_shapes is None or self.output_shapes[index] is None:
-            return None
-        return tuple(self.output_shapes[index])
+        shape = self.output_shapes[index] if self.output_shapes is not None else None
+        return None if shape is None else tuple(shape)
 
     def _flatten_inputs(self, inputs: Any) -> tuple[list[Any], list[str] | None]:
         if isinstance(inputs, Mapping):
@@ -188,10 +188,11 @@ class GraphPipeLayer(keras.layers.Layer):
         tensors = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
         return tensors, self.input_names
 
-    def _discover_outputs(self) -> None:
-        """Fills output dtypes/shapes from the server's metadata, once."""
+    def _discover_outputs(self) -> tuple[list[str], list[list[int | None] | None]]:
+        """The output dtypes and shapes; what was not given comes from the
+        server's metadata, read once."""
         if self.output_dtypes is not None and self.output_shapes is not None:
-            return
+            return self.output_dtypes, self.output_shapes
         url = self.url
         try:
             client = Client(url, timeout=self.timeout, retries=self.retries, protocol=self.protocol)
@@ -217,6 +218,7 @@ class GraphPipeLayer(keras.layers.Layer):
                 raise ValueError(
                     f"{url} does not declare the dtype of outputs {undeclared}: pass output_dtypes"
                 )
-            self.output_dtypes = ["string" if o["dtype"] == object else o["dtype"].name for o in outputs]
+            self.output_dtypes = ["string" if o["dtype"].kind == "O" else o["dtype"].name for o in outputs]
         if self.output_shapes is None:
             self.output_shapes = [[None if d < 0 else int(d) for d in o["shape"]] for o in outputs]
+        return self.output_dtypes, self.output_shapes

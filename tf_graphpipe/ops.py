@@ -50,7 +50,8 @@ def _current_url(url: str | tf.Tensor | tf.Variable) -> str | None:
     try:
         if isinstance(url, tf.Variable):
             with tf.init_scope():
-                return url.numpy().decode("utf-8")
+                current: str = url.numpy().decode("utf-8")
+                return current
         value = tf.get_static_value(url)
         return None if value is None else bytes(value).decode("utf-8")
     except Exception:  # a variable created inside the function, a placeholder...
@@ -180,7 +181,7 @@ def remote_call(
         shapes = [tf.TensorShape(s) for s in output_shapes]
     if retries < 0:
         raise ValueError(f"retries must be >= 0, got {retries}")
-    return _ops.graph_pipe_call(
+    outputs: list[Any] = _ops.graph_pipe_call(
         endpoint=_endpoint(url),
         inputs=tensors,
         Tout=out_types,
@@ -193,3 +194,4 @@ def remote_call(
         protocol=op_protocol,
         v2_binary=bool(binary),
     )
+    return outputs

@@ -239,7 +239,7 @@ class TestServer:
             return self._requests_received
 
     def __repr__(self) -> str:
-        where = self.url if self._httpd is not None else "stopped" 
+        where = self.url if self._httpd is not None else "stopped"
         return f"{type(self).__name__}({where})"
 
     def _track(self, conn: socket.socket) -> None:
@@ -261,7 +261,7 @@ def echo_reply(body: bytes, metadata: dict[str, Any], seen: list[SeenRequest] | 
     """The answer of a correct echo server to one request body."""
     try:
         decoded = _native.decode_request(body)
-    except Exception as exc:  # noqa: BLE001: a bad request is answered, not raised
+    except Exception as exc:  # noqa: BLE001 - a bad request is answered, not raised
         return Reply(400, str(exc).encode("utf-8"), "text/plain")
     if decoded[0] == "metadata":
         if seen is not None:

@@ -100,7 +100,8 @@ class Batcher:
         """On a worker thread: one call on its own; raises like ``execute``."""
         start = time.perf_counter()
         try:
-            return self.runner.execute(call)
+            answer: _native.Message = self.runner.execute(call)
+            return answer
         finally:
             call.ran = (start, time.perf_counter(), call.rows, True)
 
@@ -153,7 +154,7 @@ class _Unmergeable(Exception):
     """The model's outputs cannot be split back into the calls' rows."""
 
 
-def _answer(function: Callable[[Any], Any], argument: object) -> _native.Message | BaseException:
+def _answer(function: Callable[[Any], _native.Message], argument: object) -> _native.Message | BaseException:
     try:
         return function(argument)
     except ServerError as exc:

@@ -38,21 +38,22 @@ def demo_model() -> Model:
 
     from tf_graphpipe.server.tf_models import FunctionModel
 
-    class Demo(tf.Module):
+    # TensorFlow ships no type information: tf.Module and tf.function are Any to mypy.
+    class Demo(tf.Module):  # type: ignore[misc]
         def __init__(self) -> None:
             super().__init__(name="demo")
             self.w = tf.constant(WEIGHTS)
             self.b = tf.constant(BIAS)
 
-        @tf.function(input_signature=[tf.TensorSpec([None, 4], tf.float32, name="x")])
+        @tf.function(input_signature=[tf.TensorSpec([None, 4], tf.float32, name="x")])  # type: ignore[untyped-decorator]
         def __call__(self, x: tf.Tensor) -> dict[str, tf.Tensor]:
             return {"probabilities": tf.nn.softmax(tf.matmul(x, self.w) + self.b)}
 
     module = Demo()
-    model = FunctionModel(module.__call__.get_concrete_function(), name="demo", description=DESCRIPTION)
+    model = FunctionModel(module.__call__.get_concrete_function(), name="demo", description=DESCRIPTION,
+                          owner=module)
     model.inputs = [replace(model.inputs[0], description="4 measurements per row")]
     model.outputs = [replace(model.outputs[0], description="probability of each of 3 classes")]
-    model._module = module
     return model
 
 
@@ -68,4 +69,5 @@ def expected(x: np.ndarray) -> np.ndarray:
     """What the demo model answers for ``x``, computed in NumPy."""
     logits = x.astype(np.float32) @ WEIGHTS + BIAS
     shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
-    return shifted / shifted.sum(axis=-1, keepdims=True)
+    probabilities: np.ndarray = shifted / shifted.sum(axis=-1, keepdims=True)
+    return probabilities

@@ -58,7 +58,7 @@ class Model:
             return {self.outputs[0].name if self.outputs else "output0": results}
         if isinstance(results, Mapping):
             items = [(str(k), v) for k, v in results.items()]
-            if self.outputs and set(k for k, _ in items) == {s.name for s in self.outputs}:
+            if self.outputs and {k for k, _ in items} == {s.name for s in self.outputs}:
                 by_name = dict(items)
                 items = [(s.name, by_name[s.name]) for s in self.outputs]
         else:

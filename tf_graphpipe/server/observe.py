@@ -38,7 +38,7 @@ class Observation:
         self.span: Any = None
         self.recorder: ModelMetrics | None = None
         self.model: tuple[float, float] | None = None  # the model's run, perf_counter seconds
-        self.run: tuple[float, float, float, int] | None = None  # for the metrics: queued, ran, rows, counted
+        self.run: tuple[float, float, int, int] | None = None  # for the metrics: queued, ran, rows, counted
 
 
 class RequestObserver:

@@ -31,10 +31,16 @@ def _tensor(array: np.ndarray) -> tf.Tensor:
 
 
 class FunctionModel(Model):
-    """A ``tf.types.experimental.ConcreteFunction`` (signature or positional)."""
+    """A ``tf.types.experimental.ConcreteFunction`` (signature or positional).
 
-    def __init__(self, function: Any, name: str, description: str = "") -> None:
+    ``owner`` is the object whose variables the function reads (a loaded
+    SavedModel, a ``tf.Module``): held as long as the model, since the
+    function alone does not keep them alive.
+    """
+
+    def __init__(self, function: Any, name: str, description: str = "", owner: Any = None) -> None:
         self.function = function
+        self.owner = owner
         self.name = name
         self.description = description
         args, kwargs = function.structured_input_signature
@@ -149,9 +155,8 @@ def _signature_model(module: Any, signature: str, name: str) -> FunctionModel:
     if signature not in signatures:
         available = ", ".join(sorted(signatures)) or "none"
         raise ValueError(f"model has no signature {signature!r} (available: {available})")
-    model = FunctionModel(signatures[signature], name=name, description=f"SavedModel signature {signature}")
-    model._module = module  # keeps variables alive as long as the function
-    return model
+    return FunctionModel(signatures[signature], name=name, description=f"SavedModel signature {signature}",
+                         owner=module)
 
 
 def keras_file(path: Path) -> KerasModel:
@@ -180,11 +185,9 @@ def wrap_tf_object(obj: Any, signature: str = "serving_default") -> Model | None
     if isinstance(obj, tf.Module):
         if signature in (getattr(obj, "signatures", None) or {}):
             return _signature_model(obj, signature, name=obj.name or type(obj).__name__)
-        call = getattr(obj, "__call__", None)
+        call = getattr(obj, "__call__", None)  # noqa: B004 - the attribute (a tf.function), not a callable test
         if isinstance(call, tf.types.experimental.PolymorphicFunction) and call.input_signature is not None:
-            model = FunctionModel(call.get_concrete_function(), name=obj.name or type(obj).__name__)
-            model._module = obj
-            return model
+            return FunctionModel(call.get_concrete_function(), name=obj.name or type(obj).__name__, owner=obj)
         raise ValueError(
             f"tf.Module {type(obj).__name__}: no signature {signature!r} and no __call__ "
             "decorated with @tf.function(input_signature=...)"

@@ -64,7 +64,8 @@ def spec(name, datatype, shape):
 MODELS = {
     "arith": (arith, [spec("x", "FP32", [-1, -1]), spec("y", "INT64", [-1, -1])],
               [spec("sum", "FP64", [-1, -1]), spec("neg", "INT64", [-1, -1]), spec("positive", "BOOL", [-1, -1])]),
-    "echo_bytes": (echo_bytes, [spec("s", "BYTES", [-1])], [spec("same", "BYTES", [-1]), spec("lengths", "INT32", [-1])]),
+    "echo_bytes": (echo_bytes, [spec("s", "BYTES", [-1])],
+                   [spec("same", "BYTES", [-1]), spec("lengths", "INT32", [-1])]),
     "halves": (halves, [spec("h", "FP16", [-1]), spec("flags", "BOOL", [-1])],
                [spec("doubled", "FP16", [-1]), spec("negated", "BOOL", [-1])]),
     "ident": (ident, [spec("u", "UINT64", [-1]), spec("i", "INT64", [-1]), spec("f", "FP32", [-1])],
