@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from tf_graphpipe.metadata_text import dtype_name, format_metadata
+
 __all__ = ["main", "build_parser"]
 
 EPILOG = """\
@@ -31,6 +33,12 @@ SERVE_EPILOG = """\
 MODEL is one of:
   DIR                      a SavedModel directory (see --signature)
   FILE.keras               a Keras model file
+  FILE.onnx                an ONNX model (PyTorch, scikit-learn...), run by ONNX
+                           Runtime (pip install 'tf-graphpipe[onnx]'); inputs and
+                           outputs come from the graph. By default a call uses
+                           every CPU and calls take turns (concurrent calls x
+                           --intra-op-threads <= CPUs, whatever --workers is);
+                           --intra-op-threads 1 runs up to CPUs calls at once
   package.module:callable  a Python function on NumPy arrays; declare its inputs
                            and outputs with tf.TensorSpec annotations or
                            --input-spec / --output-spec (NAME:DTYPE:SHAPE, e.g.
@@ -45,6 +53,7 @@ Stops cleanly, exit code 0, on SIGINT (Ctrl-C) or SIGTERM.
 examples:
   tf-graphpipe serve ./export/1 --port 9000
   tf-graphpipe serve model.keras --port 0 --name classifier
+  tf-graphpipe serve cnn.onnx --max-batch-size 64 --intra-op-threads 2
   tf-graphpipe serve mypackage.models:predict --input-spec x:float32:-1,4 --output-spec y:float32:-1
 """
 
@@ -62,6 +71,7 @@ class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``tf-graphpipe`` and its subcommands."""
     from tf_graphpipe.server.app import DEFAULT_MAX_REQUEST_BYTES
+    from tf_graphpipe.server.http_server import DEFAULT_MAX_CONNECTIONS
     from tf_graphpipe.server.inline import DEFAULT_INLINE_MAX_US
 
     parser = argparse.ArgumentParser(
@@ -84,6 +94,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--signature", default="serving_default", help="SavedModel signature to serve")
     serve.add_argument("--max-request-bytes", type=int, default=DEFAULT_MAX_REQUEST_BYTES,
                        help="larger request bodies are refused with HTTP 413")
+    serve.add_argument("--max-inflight-bytes", type=int, default=None, metavar="BYTES",
+                       help="the most request-body bytes held at once over all connections, counted as "
+                            "they arrive; a body that would pass it is refused with HTTP 503 "
+                            "(default: 2 GiB, or --max-request-bytes if larger)")
+    serve.add_argument("--max-connections", type=int, default=DEFAULT_MAX_CONNECTIONS,
+                       help="connections open at once; one more is answered HTTP 503 and closed")
     serve.add_argument("--max-batch-size", type=int, default=0,
                        help="merge concurrent calls into batches of up to N rows (0: no batching)")
     serve.add_argument("--batch-timeout-ms", type=float, default=5.0,
@@ -97,6 +113,14 @@ def build_parser() -> argparse.ArgumentParser:
                        help="declare an input of a callable (repeat for each, in order)")
     serve.add_argument("--output-spec", action="append", metavar="NAME:DTYPE:SHAPE",
                        help="declare an output of a callable (repeat for each, in order)")
+    onnx = serve.add_argument_group("ONNX models (FILE.onnx)")
+    onnx.add_argument("--intra-op-threads", type=int, metavar="N",
+                      help="threads computing one call, the worker's own included (default: the CPUs "
+                           "this process may use); CPUs // N calls run at once")
+    onnx.add_argument("--inter-op-threads", type=int, metavar="N",
+                      help="> 1 runs independent graph branches in parallel with N threads (default: 1, sequential)")
+    onnx.add_argument("--graph-optimization", default="all", choices=["disable", "basic", "extended", "all"],
+                      help="ONNX Runtime's graph optimisation level")
     serve.add_argument("--debug", action="store_true", help="send tracebacks in error answers")
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
                        help="logging level on stderr (debug: one line per request)")
@@ -165,14 +189,17 @@ def _serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from tf_graphpipe.server import serve
+    from tf_graphpipe.server.onnx_models import SessionSettings
 
     try:
         server = serve(
             args.model, args.host, args.port, name=args.name, signature=args.signature,
-            max_request_bytes=args.max_request_bytes, max_batch_size=args.max_batch_size,
+            max_request_bytes=args.max_request_bytes, max_inflight_bytes=args.max_inflight_bytes,
+            max_connections=args.max_connections, max_batch_size=args.max_batch_size,
             batch_timeout_ms=args.batch_timeout_ms, debug=args.debug, workers=args.workers,
             inline_max_us=args.inline_max_us,
             input_specs=args.input_spec, output_specs=args.output_spec,
+            onnx=SessionSettings(args.intra_op_threads, args.inter_op_threads, args.graph_optimization),
         )
         with server:
             print(server.url, flush=True)
@@ -191,31 +218,11 @@ def _info(args: argparse.Namespace) -> int:
     if args.json:
         for key in ("inputs", "outputs"):
             for entry in metadata[key]:
-                entry["dtype"] = _dtype_name(entry["dtype"])
+                entry["dtype"] = dtype_name(entry["dtype"])
         print(json.dumps(metadata, indent=2))
         return 0
     print(format_metadata(metadata))
     return 0
-
-
-def format_metadata(metadata: dict[str, Any]) -> str:
-    """``Client.metadata()`` as a short human-readable table."""
-    lines = [f"{key}: {metadata[key]}" for key in ("name", "version", "server", "description") if metadata.get(key)]
-    for key in ("inputs", "outputs"):
-        lines.append(f"{key}:")
-        for entry in metadata[key]:
-            shape = "[" + ", ".join("?" if d < 0 else str(d) for d in entry["shape"]) + "]"
-            text = f"  {entry['name']}: {_dtype_name(entry['dtype']) or 'any'} {shape}"
-            lines.append(text + (f"  ({entry['description']})" if entry.get("description") else ""))
-        if not metadata[key]:
-            lines.append("  (not declared)")
-    return "\n".join(lines)
-
-
-def _dtype_name(dtype: Any) -> str | None:
-    if dtype is None:
-        return None
-    return "string" if np.dtype(dtype) == np.dtype(object) else np.dtype(dtype).name
 
 
 def _infer(args: argparse.Namespace) -> int:
