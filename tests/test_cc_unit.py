@@ -1,8 +1,8 @@
 # SPDX-License-Identifier: Apache-2.0
 """C++ unit tests (googletest, tests/cc/): the call plan that the op kernel and
-``Client`` share, driven through its transport seam with no network, and the
-kernel's check of an answer against its declared outputs, on TensorFlow
-tensors. Built here with g++ from the same sources and flags as setup.py
+``Client`` share, driven through its transport seam with no network; and the
+op kernel, built by TensorFlow's registry and given a scripted transport
+through its constructor, with its check of answers against declared outputs. Built here with g++ from the same sources and flags as setup.py
 (TensorFlow's from ``tf.sysconfig``), then run; every test must pass.
 """
 from __future__ import annotations
@@ -92,19 +92,24 @@ def test_call_plan_unit_tests_pass(include_flags: list[str], tf_flags: tuple[lis
                           capture_output=True, text=True, timeout=600, check=False)
     assert link.returncode == 0, link.stderr[-6000:]
     report = _run(binary)
-    assert "RemoteCallAsync.V2MetadataThenInferEncodesOnTheExecutor" in report
+    assert "[       OK ] RemoteCallAsync.V2MetadataThenInferEncodesOnTheExecutor" in report
 
 
-def test_declared_outputs_unit_tests_pass(include_flags: list[str], tf_flags: tuple[list[str], list[str]],
-                                          core_objects: list[str], tmp_path: Path) -> None:
+def test_op_kernel_unit_tests_pass(include_flags: list[str], tf_flags: tuple[list[str], list[str]],
+                                   core_objects: list[str], tmp_path: Path) -> None:
+    # The whole op library's sources (op and kernel registrations included),
+    # and the tests: the kernel built by TensorFlow's registry from a NodeDef.
     tf_compile, tf_link = tf_flags
-    sources = [*(str(REPO / "cc" / "ops" / name) for name in ("declared_outputs.cc", "tf_tensor_views.cc")),
-               str(REPO / "tests" / "cc" / "declared_outputs_test.cc")]
+    sources = [*sorted(str(p) for p in (REPO / "cc" / "ops").glob("*.cc")),
+               str(REPO / "tests" / "cc" / "declared_outputs_test.cc"),
+               str(REPO / "tests" / "cc" / "graphpipe_kernel_test.cc")]
     objects = _compile(sources, [*include_flags, *tf_compile], tmp_path / "obj")
-    binary = tmp_path / "declared_outputs_test"
+    binary = tmp_path / "op_kernel_test"
     link = subprocess.run(["g++", *FLAGS, *core_objects, *objects, *GTEST, *tf_link, "-lcurl",
                            "-o", str(binary)], capture_output=True, text=True, timeout=600, check=False)
     assert link.returncode == 0, link.stderr[-6000:]
     library_dir = next(flag[2:] for flag in tf_link if flag.startswith("-L"))
-    report = _run(binary, {"LD_LIBRARY_PATH": library_dir})
-    assert "DeclaredOutputs.MatchingAnswerIsCopiedIntoTensorsExactly" in report
+    report = _run(binary, {"LD_LIBRARY_PATH": library_dir, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    for test in ("DeclaredOutputs.MatchingAnswerIsCopiedIntoTensorsExactly",
+                 "KernelTest.TimeoutAttrIsTheDeadlineOfEveryRequestOfTheCall"):
+        assert f"[       OK ] {test}" in report

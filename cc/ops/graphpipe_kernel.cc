@@ -1,27 +1,15 @@
 // SPDX-License-Identifier: Apache-2.0
-// GraphPipeCall's kernel: a thin adapter between TensorFlow and the call plan
-// (cc/core/call_plan.h), which decides the protocol, the v2 input names and
-// the request, and reads the answer. The kernel views its input tensors
-// (large ones are sent from their memory: TensorFlow keeps an async kernel's
-// inputs alive until done() runs), starts the call and returns; the
-// completion checks the answer against the declared outputs, copies it into
-// them (one copy) and calls done(). No TensorFlow thread waits on the network.
-//
-// The HTTP transport is a seam: the registered kernel sends through the
-// process's shared HttpClient (looked up per call, so a forked child uses its
-// own); a test may construct the kernel with a transport of its own.
+#include "cc/ops/graphpipe_kernel.h"
+
 #include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
-#include "cc/core/call_plan.h"
 #include "cc/core/http_client.h"
-#include "cc/ops/declared_outputs.h"
 #include "cc/ops/endpoint.h"
 #include "cc/ops/tf_status.h"
 #include "cc/ops/tf_tensor_views.h"
-#include "tensorflow/core/framework/op_kernel.h"
 #include "tensorflow/core/platform/threadpool.h"
 
 namespace tf_graphpipe {
@@ -55,70 +43,58 @@ absl::Status ReadDeclaredOutputs(tf::OpKernelConstruction* ctx,
   return absl::OkStatus();
 }
 
+absl::Status InputViews(tf::OpKernelContext* ctx, std::vector<TensorView>* views) {
+  tf::OpInputList inputs;
+  TF_RETURN_IF_ERROR(ctx->input_list("inputs", &inputs));
+  views->resize(inputs.size());
+  for (int i = 0; i < inputs.size(); ++i) {
+    TF_RETURN_IF_ERROR(ViewOfTensor(inputs[i], "input " + std::to_string(i), &(*views)[i]));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
-class GraphPipeCallOp : public tf::AsyncOpKernel {
- public:
-  // `transport` null: the process's shared HttpClient. Otherwise it outlives
-  // the kernel and every call the kernel started.
-  GraphPipeCallOp(tf::OpKernelConstruction* ctx, HttpTransport* transport)
-      : AsyncOpKernel(ctx), transport_(transport) {
-    auto options = std::make_shared<CallOptions>();
-    OP_REQUIRES_OK(ctx, ReadCallOptions(ctx, options.get(), &timeout_seconds_));
-    OP_REQUIRES_OK(ctx, ReadDeclaredOutputs(ctx, &declared_));
-    OP_REQUIRES_OK(ctx, declared_->Validate(options->protocol == ProtocolChoice::kGraphPipe));
-    options_ = std::move(options);
+GraphPipeCallOp::GraphPipeCallOp(tf::OpKernelConstruction* ctx, HttpTransport* transport)
+    : AsyncOpKernel(ctx), transport_(transport) {
+  auto options = std::make_shared<CallOptions>();
+  OP_REQUIRES_OK(ctx, ReadCallOptions(ctx, options.get(), &timeout_seconds_));
+  OP_REQUIRES_OK(ctx, ReadDeclaredOutputs(ctx, &declared_));
+  OP_REQUIRES_OK(ctx, declared_->Validate(options->protocol == ProtocolChoice::kGraphPipe));
+  options_ = std::move(options);
+}
+
+GraphPipeCallOp::GraphPipeCallOp(tf::OpKernelConstruction* ctx) : GraphPipeCallOp(ctx, nullptr) {}
+
+void GraphPipeCallOp::ComputeAsync(tf::OpKernelContext* ctx, DoneCallback done) {
+  std::string url;
+  OP_REQUIRES_OK_ASYNC(ctx, ResolveUrl(ctx, 0, &url), done);
+  std::vector<TensorView> inputs;
+  OP_REQUIRES_OK_ASYNC(ctx, InputViews(ctx, &inputs), done);
+  auto call = std::make_shared<RemoteCall>(options_, std::move(url), std::move(inputs),
+                                           DeadlineAfter(timeout_seconds_));
+  tf::thread::ThreadPool* workers = ctx->device()->tensorflow_cpu_worker_threads()->workers;
+  HttpTransport* transport = transport_ != nullptr ? transport_ : &HttpClient::Shared();
+  RemoteCall::Start(
+      call, transport, [workers](std::function<void()> work) { workers->Schedule(std::move(work)); },
+      [this, ctx, done = std::move(done), call](Status status) {
+        ctx->SetStatus(status.ok() ? FillOutputs(ctx, *call) : ToTfStatus(status));
+        done();
+      });
+}
+
+// Returns the status instead of using OP_REQUIRES: TensorFlow forbids the
+// synchronous macros in an AsyncOpKernel.
+absl::Status GraphPipeCallOp::FillOutputs(tf::OpKernelContext* ctx, const RemoteCall& call) const {
+  std::vector<tf::TensorShape> shapes;
+  TF_RETURN_IF_ERROR(declared_->Check(call.request_url(), call.outputs(), &shapes));
+  for (size_t i = 0; i < shapes.size(); ++i) {
+    tf::Tensor* output = nullptr;
+    TF_RETURN_IF_ERROR(ctx->allocate_output(static_cast<int>(i), shapes[i], &output));
+    CopyViewToTensor(call.outputs()[i], output);
   }
-
-  explicit GraphPipeCallOp(tf::OpKernelConstruction* ctx) : GraphPipeCallOp(ctx, nullptr) {}
-
-  void ComputeAsync(tf::OpKernelContext* ctx, DoneCallback done) override {
-    std::string url;
-    OP_REQUIRES_OK_ASYNC(ctx, ResolveUrl(ctx, 0, &url), done);
-    std::vector<TensorView> inputs;
-    OP_REQUIRES_OK_ASYNC(ctx, InputViews(ctx, &inputs), done);
-    auto call = std::make_shared<RemoteCall>(options_, std::move(url), std::move(inputs),
-                                             DeadlineAfter(timeout_seconds_));
-    tf::thread::ThreadPool* workers = ctx->device()->tensorflow_cpu_worker_threads()->workers;
-    HttpTransport* transport = transport_ != nullptr ? transport_ : &HttpClient::Shared();
-    RemoteCall::Start(
-        call, transport, [workers](std::function<void()> work) { workers->Schedule(std::move(work)); },
-        [this, ctx, done = std::move(done), call](Status status) {
-          ctx->SetStatus(status.ok() ? FillOutputs(ctx, *call) : ToTfStatus(status));
-          done();
-        });
-  }
-
- private:
-  static absl::Status InputViews(tf::OpKernelContext* ctx, std::vector<TensorView>* views) {
-    tf::OpInputList inputs;
-    TF_RETURN_IF_ERROR(ctx->input_list("inputs", &inputs));
-    views->resize(inputs.size());
-    for (int i = 0; i < inputs.size(); ++i) {
-      TF_RETURN_IF_ERROR(ViewOfTensor(inputs[i], "input " + std::to_string(i), &(*views)[i]));
-    }
-    return absl::OkStatus();
-  }
-
-  // Returns the status instead of using OP_REQUIRES: TensorFlow forbids the
-  // synchronous macros in an AsyncOpKernel.
-  absl::Status FillOutputs(tf::OpKernelContext* ctx, const RemoteCall& call) const {
-    std::vector<tf::TensorShape> shapes;
-    TF_RETURN_IF_ERROR(declared_->Check(call.request_url(), call.outputs(), &shapes));
-    for (size_t i = 0; i < shapes.size(); ++i) {
-      tf::Tensor* output = nullptr;
-      TF_RETURN_IF_ERROR(ctx->allocate_output(static_cast<int>(i), shapes[i], &output));
-      CopyViewToTensor(call.outputs()[i], output);
-    }
-    return absl::OkStatus();
-  }
-
-  HttpTransport* const transport_;
-  float timeout_seconds_ = 30.0f;
-  // Set once by the constructor; every call shares them.
-  std::shared_ptr<const CallOptions> options_;
-  std::unique_ptr<const DeclaredOutputs> declared_;
-};
+  return absl::OkStatus();
+}
 
 REGISTER_KERNEL_BUILDER(Name("GraphPipeCall").Device(tf::DEVICE_CPU), GraphPipeCallOp);
 
