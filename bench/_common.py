@@ -263,10 +263,10 @@ def anchor_server(kind: str, *extra: str) -> Server:
 
 def reference_python() -> Path | None:
     """The reference client's venv python (graphpipe==1.0.4), built on first
-    use by ``tests/peer_venvs.py``; None when it cannot be had."""
+    use by ``tests/support/peer_venvs.py``; None when it cannot be had."""
     sys.path.insert(0, str(REPO / "tests"))
     try:
-        import peer_venvs
+        from support import peer_venvs
         return peer_venvs.reference_python()
     except Exception as error:  # noqa: BLE001 - reported, the bench goes on without it
         print(f"(reference graphpipe venv unavailable: {error})", file=sys.stderr)

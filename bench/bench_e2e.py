@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
 """End-to-end speed: client -> HTTP -> ``tf-graphpipe serve`` -> answer, as
-ratios to anchors measured in the same run (issue 4; issue 9 adds rows).
+ratios to anchors measured in the same run.
 
 Workload (SPEC section 4): a request of 128x224x224x3 float32 (77 MB) to a
 trivial model answering a constant 128x7x7x512 float32 (12.8 MB). Every server
@@ -399,7 +399,7 @@ class ReferencePath(Path):
 
     def __init__(self, url: str, request_shape: Sequence[int]) -> None:
         sys.path.insert(0, str(REPO / "tests"))
-        from peer_venvs import reference_python
+        from support.peer_venvs import reference_python
 
         self.client = Process([str(reference_python()), __file__, "--role", "reference-client", url,
                                ",".join(map(str, request_shape))], stdin=True)

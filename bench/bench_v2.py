@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
 """The seed workload over the Open Inference Protocol (v2, binary tensor
-extension), two ratios measured in one run (issue 11):
+extension), two ratios measured in one run:
 
 * the project's ``Client`` against ``tf-graphpipe serve`` (its v2 side, the
   constant model of bench_e2e.py served as ``seed``), as a ratio to the raw
@@ -12,12 +12,12 @@ extension), two ratios measured in one run (issue 11):
 
 Workload (SPEC section 4): a request of 128x224x224x3 float32 (77 MB) answered
 with 128x7x7x512 float32 (12.8 MB), by the ``seed`` model of
-tests/v2_peers/triton_models.py (tritonserver 2.51.0 from nvidia-pytriton
+tests/support/v2_peers/triton_models.py (tritonserver 2.51.0 from nvidia-pytriton
 0.7.0, CPU). Each repetition times ``--calls`` sequential calls with each
 client, alternating which goes first; every call converts the array to the
 request (``set_data_from_numpy`` for tritonclient) and the answer back to an
 array (``as_numpy``), as a user's loop would. tritonclient runs in the Triton
-venv (tests/peer_venvs.py), in a subprocess kept alive across repetitions.
+venv (tests/support/peer_venvs.py), in a subprocess kept alive across repetitions.
 Every path's repetitions interleave (the order rotates). Reported: median
 rows/s of each and the two ratios.
 
@@ -46,9 +46,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import tf_graphpipe  # noqa: E402
+
 from bench_e2e import RESPONSE_ENV, Ceiling, Process  # noqa: E402
-from v2_peer_servers import start_triton  # noqa: E402
-import peer_venvs  # noqa: E402
+from support import peer_venvs  # noqa: E402
+from support.v2_peer_servers import start_triton  # noqa: E402
 
 # Runs in the Triton venv: reads "ROWS CALLS" lines, answers seconds per line.
 TRITONCLIENT = r"""
@@ -155,12 +156,12 @@ def main() -> int:
     ratios = {"serve_v2_vs_ceiling": medians["serve_v2"] / medians["ceiling"],
               "serve_graphpipe_vs_ceiling": medians["serve_graphpipe"] / medians["ceiling"]}
     print(f"ratio Client over v2 vs tf-graphpipe serve / raw loopback ceiling: "
-          f"{ratios['serve_v2_vs_ceiling']:.2f}x (issue 11 target >= 0.5x)")
+          f"{ratios['serve_v2_vs_ceiling']:.2f}x (target >= 0.5x)")
     print(f"  (the same over GraphPipe: {ratios['serve_graphpipe_vs_ceiling']:.2f}x)")
     if "tritonclient" in medians:
         ratios["ours_vs_tritonclient"] = medians["ours"] / medians["tritonclient"]
         print(f"ratio Client / tritonclient against Triton 2.51.0: {ratios['ours_vs_tritonclient']:.2f}x "
-              "(issue 11 target >= 1.5x)")
+              "(target >= 1.5x)")
     print(json.dumps({"rows_per_s": medians, "ratios": ratios}))
     if args.json:
         with open(args.json, "w") as out:

@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
 """Runs every benchmark in ``bench/`` with one command and collects the
-results: Markdown tables, PNG bar charts, and the targets of issue 9.
+results: Markdown tables, PNG bar charts, and the speed targets.
 
 Each bench runs in its own fresh process, one after the other (never in
 parallel: the machine is small and shared), with the same mode flag. The
@@ -41,7 +41,7 @@ from _common import BENCH, bench_env, machine, md_table  # noqa: E402
 
 # (name, file, what it is); in running order: cheap and isolated first.
 BENCHES = [
-    ("codec", "bench_codec.py", "tf-graphpipe codec vs one memcpy, in depth (issue 3)"),
+    ("codec", "bench_codec.py", "tf-graphpipe codec vs one memcpy, in depth"),
     ("serialization", "bench_serialization.py", "serialization: every format vs one memcpy"),
     ("rpc", "bench_rpc.py", "the op vs TensorFlow's in-graph RPC"),
     ("http_anchors", "bench_http_anchors.py", "end to end vs a JSON API and TF Serving's protobuf"),
@@ -201,7 +201,7 @@ def summary(results: list[dict], missing: list[tuple[str, str, str]], mode: str,
                 no = holds.strip("*").lower() in ("no", "false")
                 targets.append([target, value, "**no**" if no else holds.strip("*").lower(), r["name"]])
     if targets:
-        lines += ["## Targets (issue 9)", "", *md_table(["target", "measured", "holds", "bench"], targets, "llrl"), ""]
+        lines += ["## Targets", "", *md_table(["target", "measured", "holds", "bench"], targets, "llrl"), ""]
     lines += ["## Benches", "", *md_table(
         ["bench", "file", "status", "seconds", "load avg at start"],
         [[r["name"], r["file"], "ok" if r["code"] == 0 else f"**failed ({r['code']})**", f"{r['seconds']:.0f}",

@@ -1,11 +1,11 @@
 # SPDX-License-Identifier: Apache-2.0
 """Writes the seed corpus of each fuzz target: the golden vectors of
-``shared/vectors`` (bytes from the reference peers) plus hand-made messages
+``tests/vectors`` (bytes from the reference peers) plus hand-made messages
 that reach the decoders' refusal branches (lying shapes, unknown types and
 union members, absent fields, error answers).
 
 Usage: python fuzz/make_seeds.py OUT_DIR   (one subdirectory per target)
-Needs only the ``flatbuffers`` runtime (via tests/wire_builder.py).
+Needs only the ``flatbuffers`` runtime (via tests/support/wire_builder.py).
 """
 from __future__ import annotations
 
@@ -19,9 +19,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 
-import wire_builder as wb  # noqa: E402
+from support import wire_builder as wb  # noqa: E402
 
-VECTORS = Path(os.environ.get("GRAPHPIPE_VECTORS", REPO.parent / "shared" / "vectors"))
+VECTORS = REPO / "tests" / "vectors"
 
 # Byte 0 / byte 1 of a read_answer_fuzzer or read_v2_answer_fuzzer input (see their .cc).
 STATUS_200, STATUS_400, STATUS_404, STATUS_500, STATUS_503 = 0, 4, 5, 7, 9
@@ -31,7 +31,7 @@ METADATA_CALL = 0x80
 
 def _vectors(prefix: str) -> list[bytes]:
     if not VECTORS.is_dir():
-        sys.exit(f"make_seeds: golden vectors not found at {VECTORS} (set GRAPHPIPE_VECTORS)")
+        sys.exit(f"make_seeds: golden vectors not found at {VECTORS}")
     return [p.read_bytes() for p in sorted(VECTORS.rglob(f"{prefix}*.bin"))]
 
 

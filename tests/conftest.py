@@ -1,9 +1,9 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Fixtures shared by every test area: paths and free loopback ports."""
+"""Fixtures shared by every test area: paths, golden vectors and free loopback
+ports. Helper modules live in ``tests/support/`` (``from support import ...``)."""
 from __future__ import annotations
 
 import os
-import socket
 import sys
 from pathlib import Path
 
@@ -11,7 +11,9 @@ import pytest
 
 TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent
-VECTORS = REPO.parent / "shared" / "vectors"
+# The golden wire bytes, kept in the repository (README there says where each
+# file came from): a plain clone tests against them with nothing beside it.
+VECTORS = TESTS / "vectors"
 
 # Subprocesses the tests start (python -m tf_graphpipe, python -c ...) must
 # import the installed package, not the source tree they may run from, which
@@ -19,16 +21,11 @@ VECTORS = REPO.parent / "shared" / "vectors"
 # sys.path (3.11+). PYTHONPATH, when set (in-place development), still counts.
 os.environ["PYTHONSAFEPATH"] = "1"
 
-# Tests import their helper modules (peer_venvs, graphpipe_test_servers...) by name.
+# Tests import their helpers as the `support` package of this directory.
 if str(TESTS) not in sys.path:
     sys.path.insert(0, str(TESTS))
 
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from support.ports import free_port  # noqa: E402
 
 
 @pytest.fixture
@@ -38,13 +35,13 @@ def port() -> int:
 
 @pytest.fixture(scope="session")
 def vectors() -> Path:
-    if not VECTORS.is_dir():
-        pytest.fail(f"golden vectors not found at {VECTORS} (shared/ must sit beside the checkout)")
+    if not (VECTORS / "README.md").is_file():
+        pytest.fail(f"golden vectors not found at {VECTORS}")
     return VECTORS
 
 
 @pytest.fixture(scope="session")
 def reference_python() -> Path:
-    import peer_venvs
+    from support import peer_venvs
 
     return peer_venvs.reference_python()

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from graphpipe_test_servers import EchoServer
+from support.graphpipe_test_servers import EchoServer
 
 REPO = Path(__file__).resolve().parent.parent
 TARGET = "//:_graphpipe_ops.so"

@@ -15,16 +15,6 @@ from collections.abc import Iterator
 import ml_dtypes
 import numpy as np
 import pytest
-from graphpipe_test_servers import (
-    ECHO_METADATA,
-    EchoServer,
-    ErrorResponseServer,
-    GarbageServer,
-    SilentServer,
-    SlowEchoServer,
-    TextErrorServer,
-    TruncatingServer,
-)
 
 from tf_graphpipe import Client, _native
 from tf_graphpipe.errors import (
@@ -34,6 +24,17 @@ from tf_graphpipe.errors import (
     RemoteError,
     ServerUnavailable,
     TransportError,
+)
+
+from support.graphpipe_test_servers import (
+    ECHO_METADATA,
+    EchoServer,
+    ErrorResponseServer,
+    GarbageServer,
+    SilentServer,
+    SlowEchoServer,
+    TextErrorServer,
+    TruncatingServer,
 )
 
 NUMERIC = ["uint8", "int8", "uint16", "int16", "uint32", "int32", "uint64", "int64",

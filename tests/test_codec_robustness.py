@@ -14,16 +14,26 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import flatbuffers
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
-from wire_builder import REQ_INFER, REQ_METADATA, REQ_NONE, RawIO, RawTensor, infer_response, metadata_response, request
 
-import flatbuffers
 from tf_graphpipe import _native, dtypes
 from tf_graphpipe.errors import ProtocolError, RemoteError
+
+from support.wire_builder import (
+    REQ_INFER,
+    REQ_METADATA,
+    REQ_NONE,
+    RawIO,
+    RawTensor,
+    infer_response,
+    metadata_response,
+    request,
+)
 
 VECTOR_DECODERS = {
     "metadata_request.bin": "request",

@@ -14,8 +14,9 @@ import pytest
 import tensorflow as tf
 
 import tf_graphpipe
-from conftest import free_port
-from graphpipe_test_servers import EchoServer
+
+from support.graphpipe_test_servers import EchoServer
+from support.ports import free_port
 
 
 def feature_extractor(scale: float) -> keras.Model:

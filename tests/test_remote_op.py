@@ -10,7 +10,10 @@ import pytest
 import tensorflow as tf
 
 import tf_graphpipe
-from graphpipe_test_servers import (
+from tf_graphpipe import remote_call
+
+from support.graphpipe_test_servers import (
+    ECHO_METADATA,
     EchoServer,
     ErrorResponseServer,
     GarbageServer,
@@ -20,9 +23,7 @@ from graphpipe_test_servers import (
     TextErrorServer,
     TruncatingServer,
     echo_reply,
-    ECHO_METADATA,
 )
-from tf_graphpipe import remote_call
 
 WIRE_DTYPES = [tf.uint8, tf.int8, tf.uint16, tf.int16, tf.uint32, tf.int32,
                tf.uint64, tf.int64, tf.float16, tf.float32, tf.float64]

@@ -12,7 +12,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from repository_fixtures import (
+
+from tf_graphpipe.server.demo_model import expected
+from tf_graphpipe.server.repository import LoadFailed, ModelNotFound, ModelRepository
+from tf_graphpipe.server.repository_config import ConfigError, ModelConfig
+from tf_graphpipe.server.repository_layout import load_version, scan, warm_up
+from tf_graphpipe.server.served_version import ServedVersion
+
+from support.repository_fixtures import (
     WARM_UP_GATE,
     Templates,
     X,
@@ -22,12 +29,6 @@ from repository_fixtures import (
     truncate_saved_model,
     wait_for,
 )
-
-from tf_graphpipe.server.demo_model import expected
-from tf_graphpipe.server.repository import LoadFailed, ModelNotFound, ModelRepository
-from tf_graphpipe.server.repository_config import ConfigError, ModelConfig
-from tf_graphpipe.server.repository_layout import load_version, scan, warm_up
-from tf_graphpipe.server.served_version import ServedVersion
 
 POLL = 0.05
 
@@ -88,7 +89,7 @@ def test_each_model_kind_loads_from_a_version_directory(tmp_path, templates) -> 
     keras = load_version(templates.keras(1), "classify", 1, ModelConfig())
     np.testing.assert_allclose(keras.run([X], b"")["probabilities"], expected(X), rtol=1e-5)
     (tmp_path / "1").mkdir()
-    config = ModelConfig(callable="repository_fixtures:triple")
+    config = ModelConfig(callable="support.repository_fixtures:triple")
     assert factor_of(load_version(tmp_path / "1", "triple", 1, config).run([X], b"")["output0"]) == 3.0
 
 
@@ -97,7 +98,7 @@ def test_each_model_kind_loads_from_a_version_directory(tmp_path, templates) -> 
     [
         ([], ModelConfig(), "no model in it"),
         (["saved_model.pb", "model.keras"], ModelConfig(), "holds a SavedModel and model.keras"),
-        (["model.keras"], ModelConfig(callable="repository_fixtures:triple"), "names a callable"),
+        (["model.keras"], ModelConfig(callable="support.repository_fixtures:triple"), "names a callable"),
         (["model.onnx"], ModelConfig(), "ONNX support is not available"),
     ],
 )
@@ -112,7 +113,7 @@ def test_version_directory_that_cannot_be_served_is_refused(tmp_path, files, con
 
 def test_warm_up_runs_only_when_inputs_are_declared(tmp_path, templates) -> None:
     (tmp_path / "1").mkdir()
-    undeclared = load_version(tmp_path / "1", "t", 1, ModelConfig(callable="repository_fixtures:triple"))
+    undeclared = load_version(tmp_path / "1", "t", 1, ModelConfig(callable="support.repository_fixtures:triple"))
     assert not warm_up(undeclared)
     assert warm_up(load_version(templates.saved_model(1), "scale", 1, ModelConfig()))
 
@@ -262,7 +263,7 @@ def test_not_ready_while_a_version_loads(tmp_path, repositories, templates) -> N
     model = tmp_path / "gated"
     (model / "1").mkdir(parents=True)
     (model / "config.json").write_text(
-        '{"callable": "repository_fixtures:slow_warm_up", "inputs": ["x:float32:-1,4"]}')
+        '{"callable": "support.repository_fixtures:slow_warm_up", "inputs": ["x:float32:-1,4"]}')
     try:
         wait_for(lambda: _states(repository, "gated") == {1: "loading"}, what="the load to start")
         assert not repository.ready

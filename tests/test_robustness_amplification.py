@@ -218,7 +218,7 @@ def test_server_memory_stays_bounded_for_an_aliased_request(server) -> None:
     """BUG (as test_aliased_request_names_cannot_amplify_memory, seen from
     outside): a 162 KB POST makes the server hold 8,000 strings of 20 KB
     (160 MB, in this process: the server runs here) before it answers 400."""
-    import servers as http_helpers
+    from support import servers as http_helpers
 
     body = aliased_names_request(count=8000, length=20_000, slot=1)
     assert len(body) < 170_000

@@ -16,8 +16,9 @@ import numpy as np
 import pytest
 
 import tf_graphpipe
-from conftest import REPO
 from tf_graphpipe import Client
+
+from conftest import REPO
 
 CLIENTS = 64
 CALLS = 100

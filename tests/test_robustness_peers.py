@@ -22,8 +22,9 @@ import pytest
 import tensorflow as tf
 
 import tf_graphpipe
-from graphpipe_test_servers import GarbageServer, SilentServer, TruncatingServer
 from tf_graphpipe import Client, DeadlineExceeded, ProtocolError, ServerUnavailable, remote_call
+
+from support.graphpipe_test_servers import GarbageServer, SilentServer, TruncatingServer
 
 X = np.arange(6, dtype=np.float32).reshape(2, 3)
 SLACK = 5.0  # seconds past a deadline a call may take to report it

@@ -139,7 +139,7 @@ def test_caller_mistake_answers_have_no_path_or_stack_trace(served_saved_model, 
 
 
 def test_invalid_body_answer_has_no_path_or_stack_trace(served_saved_model, saved_model: Path) -> None:
-    import servers as http_helpers
+    from support import servers as http_helpers
 
     status, _, body = http_helpers.request(served_saved_model.url, "POST", "/", b"\xff" * 40)
     assert status == 400
@@ -149,7 +149,7 @@ def test_invalid_body_answer_has_no_path_or_stack_trace(served_saved_model, save
 
 
 def test_metadata_reveals_no_path(served_saved_model, saved_model: Path) -> None:
-    import servers as http_helpers
+    from support import servers as http_helpers
 
     for method, body in (("GET", None), ("POST", bytes(_native.encode_metadata_request()))):
         status, _, answer = http_helpers.request(served_saved_model.url, method, "/", body)

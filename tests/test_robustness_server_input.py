@@ -19,8 +19,9 @@ import numpy as np
 import pytest
 
 import tf_graphpipe
-import wire_builder as wb
 from tf_graphpipe import Client, RemoteError, _native
+
+from support import wire_builder as wb
 
 LIMIT = 8 << 20  # the served max_request_bytes
 MiB = 1 << 20

@@ -12,10 +12,11 @@ from contextlib import redirect_stdout
 import numpy as np
 import pytest
 
-import servers
 from tf_graphpipe import Client, _native
 from tf_graphpipe.cli import main
 from tf_graphpipe.demo import run_demo
+
+from support import servers
 
 SPEC_ARGS = ("--input-spec", "x:float32:-1,3", "--output-spec", "y:float32:-1,3")
 
@@ -25,10 +26,10 @@ def processes() -> Iterator[dict[str, servers.CliServer]]:
     """Three servers, started together so their imports overlap: one to call,
     one to stop with SIGTERM, one with SIGINT."""
     started = {
-        "main": servers.CliServer("servers:double", "--port", "0", "--name", "doubler",
+        "main": servers.CliServer("support.servers:double", "--port", "0", "--name", "doubler",
                                   "--max-request-bytes", "4096", *SPEC_ARGS),
-        "term": servers.CliServer("servers:echo", "--port", "0"),
-        "int": servers.CliServer("servers:echo", "--port", "0", "--log-level", "warning"),
+        "term": servers.CliServer("support.servers:echo", "--port", "0"),
+        "int": servers.CliServer("support.servers:echo", "--port", "0", "--log-level", "warning"),
     }
     try:
         for process in started.values():

@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import servers
 import tf_graphpipe
 from tf_graphpipe import Client, RemoteError, _native
+
+from support import servers
 
 
 def checked(x: tf.TensorSpec([None, 3], tf.float32)) -> {"y": tf.TensorSpec([None, 3], tf.float32)}:

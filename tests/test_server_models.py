@@ -155,7 +155,7 @@ def test_callable_metadata_from_tensor_spec_annotations() -> None:
 
 
 def test_callable_by_import_path_with_specs_from_options() -> None:
-    with tf_graphpipe.serve("servers:double", input_specs=["x:int32:-1"], output_specs=["y:int32:-1"]) as server:
+    with tf_graphpipe.serve("support.servers:double", input_specs=["x:int32:-1"], output_specs=["y:int32:-1"]) as server:
         client = Client(server.url)
         metadata = client.metadata()
         assert metadata["name"] == "double"

@@ -12,10 +12,11 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
-import servers
 import tf_graphpipe
 from tf_graphpipe import Client, _native
 from tf_graphpipe.server import RunningServer, load_model
+
+from support import servers
 
 
 def _infer_body(x: np.ndarray) -> bytes:

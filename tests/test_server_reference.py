@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import tensorflow as tf
 
-import peer_venvs
-import servers
 import tf_graphpipe
+
+from support import peer_venvs, servers
 
 ECHO_ALL_DTYPES = r"""
 import sys

@@ -8,8 +8,8 @@ non-finite floats, and the peers' error answers. BF16 is in test_v2_codec.py:
 neither peer has it (SPEC_V2 section 2)."""
 from __future__ import annotations
 
-import io
 import contextlib
+import io
 
 import keras
 import ml_dtypes
@@ -20,7 +20,8 @@ import tensorflow as tf
 import tf_graphpipe
 from tf_graphpipe import cli
 from tf_graphpipe.errors import RemoteError
-from v2_peer_servers import PeerError, start_kserve, start_triton
+
+from support.v2_peer_servers import PeerError, start_kserve, start_triton
 
 pytestmark = pytest.mark.slow
 

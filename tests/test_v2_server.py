@@ -16,10 +16,11 @@ import ml_dtypes
 import numpy as np
 import pytest
 
-import servers
 import tf_graphpipe
 from tf_graphpipe import Client, RemoteError
-from v2_server_models import ARITH_INPUTS, ARITH_OUTPUTS, arith, echo, views
+
+from support import servers
+from support.v2_server_models import ARITH_INPUTS, ARITH_OUTPUTS, arith, echo, views
 
 X = np.array([[1.5, -2.0, 0.0], [4.0, 0.25, -1.0]], np.float32)
 Y = np.array([[1, 2, 3], [-4, 5, 2**40]], np.int64)

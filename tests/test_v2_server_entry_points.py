@@ -14,19 +14,20 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import uvicorn
-
-import servers
-import tf_graphpipe
 from test_v2_server import INFER, X, Y, binary_body
+
+import tf_graphpipe
 from tf_graphpipe import Client, RemoteError
 from tf_graphpipe.server import load_model, parse_spec
 from tf_graphpipe.server.app import GraphPipeApp
-from v2_server_models import ARITH_INPUTS, ARITH_OUTPUTS, arith
+
+from support import servers
+from support.v2_server_models import ARITH_INPUTS, ARITH_OUTPUTS, arith
 
 
 def test_the_serve_command_answers_v2_for_the_named_model() -> None:
     specs = [f"--input-spec={s}" for s in ARITH_INPUTS] + [f"--output-spec={s}" for s in ARITH_OUTPUTS]
-    cli = servers.CliServer("v2_server_models:arith", "--port", "0", "--name", "calc", "--log-level", "warning", *specs)
+    cli = servers.CliServer("support.v2_server_models:arith", "--port", "0", "--name", "calc", "--log-level", "warning", *specs)
     try:
         url = cli.wait_url()
         s, n, p = Client(url + "/v2/models/calc").infer([X, Y])

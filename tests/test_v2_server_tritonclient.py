@@ -12,9 +12,10 @@ from collections.abc import Iterator
 
 import pytest
 
-import peer_venvs
 import tf_graphpipe
-from v2_server_models import ARITH_INPUTS, ARITH_OUTPUTS, arith, echo
+
+from support import peer_venvs
+from support.v2_server_models import ARITH_INPUTS, ARITH_OUTPUTS, arith, echo
 
 pytestmark = pytest.mark.slow
 

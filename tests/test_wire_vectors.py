@@ -2,7 +2,7 @@
 """Byte compatibility with the existing GraphPipe peers.
 
 Golden bytes from the reference Python client and the Go echo server
-(``shared/vectors``, README there) decode to exactly the values the README
+(``tests/vectors``, README there) decode to exactly the values the README
 lists; what our encoder writes is read back identically by the reference
 decoder (graphpipe==1.0.4 running in its own virtualenv).
 """
@@ -16,10 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import peer_venvs
 import pytest
 
 from tf_graphpipe import _native, dtypes
+
+from support import peer_venvs
 
 F32_2X3 = np.array([[0, 0.5, 1], [1.5, 2, 2.5]], np.float32)
 STRINGS_2X2 = np.array([[b"a", b"bc"], [b"", "d\u00e9f".encode()]], dtype=object)

@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from tf_graphpipe.metadata_text import dtype_name, format_metadata
+
 __all__ = ["main", "build_parser"]
 
 EPILOG = """\
@@ -228,7 +230,7 @@ def _info(args: argparse.Namespace) -> int:
     if args.json:
         for key in ("inputs", "outputs"):
             for entry in metadata[key]:
-                entry["dtype"] = _dtype_name(entry["dtype"])
+                entry["dtype"] = dtype_name(entry["dtype"])
         print(json.dumps(metadata, indent=2))
         return 0
     print(format_metadata(metadata))
@@ -267,26 +269,6 @@ def format_models(url: str, listing: dict[str, Any]) -> str:
         lines.append(f"  {model['name']:<{width}}  {versions}" + "".join(f"  [{note}]" for note in notes))
     lines.append(f"call {url.rstrip('/')}/models/<name>[/versions/<v>] (GraphPipe) or /v2/models/<name> (v2)")
     return "\n".join(lines)
-
-
-def format_metadata(metadata: dict[str, Any]) -> str:
-    """``Client.metadata()`` as a short human-readable table."""
-    lines = [f"{key}: {metadata[key]}" for key in ("name", "version", "server", "description") if metadata.get(key)]
-    for key in ("inputs", "outputs"):
-        lines.append(f"{key}:")
-        for entry in metadata[key]:
-            shape = "[" + ", ".join("?" if d < 0 else str(d) for d in entry["shape"]) + "]"
-            text = f"  {entry['name']}: {_dtype_name(entry['dtype']) or 'any'} {shape}"
-            lines.append(text + (f"  ({entry['description']})" if entry.get("description") else ""))
-        if not metadata[key]:
-            lines.append("  (not declared)")
-    return "\n".join(lines)
-
-
-def _dtype_name(dtype: Any) -> str | None:
-    if dtype is None:
-        return None
-    return "string" if np.dtype(dtype) == np.dtype(object) else np.dtype(dtype).name
 
 
 def _infer(args: argparse.Namespace) -> int:

@@ -28,7 +28,7 @@ def run_demo(out: TextIO | None = None) -> int:
     import tensorflow as tf
 
     from tf_graphpipe import Client, remote_call, serve
-    from tf_graphpipe.cli import format_metadata
+    from tf_graphpipe.metadata_text import format_metadata
     from tf_graphpipe.server.demo_model import expected, sample_input
 
     out = out or sys.stdout

@@ -11,12 +11,14 @@ a GraphPipe endpoint.
 * ``app``        the same endpoint as an ASGI app, for mounting in an ASGI server
 * ``inference``  one call: check against the model, run, select, encode
 * ``batching``   dynamic batching of concurrent calls
-* ``models``     adapters: callables and the dispatch of what ``serve`` accepts
+* ``model``      ``Model``, the interface of every model kind, and ``CallableModel``
+* ``loading``    ``load_model``: which adapter fits what ``serve`` was given
 * ``tf_models``  SavedModel, concrete function, ``tf.Module``, Keras adapters
 * ``specs``      ``IOSpec``: a declared input or output
 * ``demo_model`` the embedded ``demo`` model
 """
-from tf_graphpipe.server.models import CallableModel, Model, load_model
+from tf_graphpipe.server.loading import load_model
+from tf_graphpipe.server.model import CallableModel, Model
 from tf_graphpipe.server.running import RunningServer, serve
 from tf_graphpipe.server.specs import IOSpec, parse_spec
 

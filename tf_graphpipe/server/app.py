@@ -43,7 +43,7 @@ from tf_graphpipe.server.endpoint import (
     too_large,
 )
 from tf_graphpipe.server.inference import INVALID_ARGUMENT, Call, ModelRunner
-from tf_graphpipe.server.models import Model
+from tf_graphpipe.server.model import Model
 from tf_graphpipe.server.v2_endpoint import is_v2_path
 from tf_graphpipe.server.workers import ModelWorkers
 

@@ -11,7 +11,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from tf_graphpipe.server.models import Model
+from tf_graphpipe.server.model import Model
 
 __all__ = ["WEIGHTS", "BIAS", "demo_model", "expected", "sample_input"]
 

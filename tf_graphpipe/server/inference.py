@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from tf_graphpipe import _native, dtypes
-from tf_graphpipe.server.models import Model
+from tf_graphpipe.server.model import Model
 
 __all__ = ["CallError", "BadRequest", "ModelFailed", "Call", "ModelRunner"]
 

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from tf_graphpipe.server.inference import CallError
-from tf_graphpipe.server.models import Model
+from tf_graphpipe.server.model import Model
 from tf_graphpipe.server.repository_config import ConfigError, ModelConfig, read_config
 from tf_graphpipe.server.repository_layout import (
     Fingerprint,

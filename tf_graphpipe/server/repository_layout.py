@@ -27,7 +27,8 @@ from pathlib import Path
 import numpy as np
 
 from tf_graphpipe import dtypes
-from tf_graphpipe.server.models import Model, load_model
+from tf_graphpipe.server.loading import load_model
+from tf_graphpipe.server.model import Model
 from tf_graphpipe.server.repository_config import CONFIG_FILE, ModelConfig
 from tf_graphpipe.server.specs import IOSpec
 

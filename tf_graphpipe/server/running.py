@@ -15,7 +15,8 @@ from tf_graphpipe.server.endpoint import DEFAULT_MAX_REQUEST_BYTES, Endpoint
 from tf_graphpipe.server.http_server import HttpServer
 from tf_graphpipe.server.inference import ModelRunner
 from tf_graphpipe.server.inline import DEFAULT_INLINE_MAX_US
-from tf_graphpipe.server.models import Model, load_model
+from tf_graphpipe.server.loading import load_model
+from tf_graphpipe.server.model import Model
 from tf_graphpipe.server.specs import IOSpec, parse_spec
 from tf_graphpipe.server.workers import ModelWorkers
 
@@ -53,7 +54,7 @@ def serve(
         model: ``"demo"``, a SavedModel directory, a ``.keras`` file,
             ``"package.module:callable"``, a Keras model, a ``tf.Module``, a
             concrete function or ``tf.function``, or a Python callable on NumPy
-            arrays (see ``tf_graphpipe.server.models.load_model``).
+            arrays (see ``tf_graphpipe.server.loading.load_model``).
         host: the address to listen on.
         port: the TCP port; 0 picks a free one (read it from ``.url``).
         name: the model name in metadata (default: from the model).

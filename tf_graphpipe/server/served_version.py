@@ -16,7 +16,7 @@ import threading
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
-from tf_graphpipe.server.models import Model
+from tf_graphpipe.server.model import Model
 
 __all__ = ["ServedVersion"]
 

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from tf_graphpipe.server.models import Model
+from tf_graphpipe.server.model import Model
 from tf_graphpipe.server.specs import spec_from_tensor_spec
 
 __all__ = ["FunctionModel", "KerasModel", "saved_model", "keras_file", "wrap_tf_object"]

@@ -15,7 +15,7 @@ from types import ModuleType
 
 import numpy as np
 
-TESTS = Path(__file__).resolve().parent
+TESTS = Path(__file__).resolve().parent.parent
 EXAMPLE = TESTS.parent / "examples" / "model_repository"
 
 
@@ -92,7 +92,7 @@ def factor_of(y: np.ndarray) -> float:
     return float(values[0])
 
 
-# ---- callables served from config.json ("callable": "repository_fixtures:NAME") --------
+# ---- callables served from config.json ("callable": "support.repository_fixtures:NAME") --------
 
 RELEASE = threading.Event()  # calls to hold() wait for it (bounded)
 

@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
 """Helpers for the server tests: ``tf-graphpipe serve`` as a subprocess, raw
-HTTP, and small models importable as ``servers:NAME`` by a served process."""
+HTTP, and small models importable as ``support.servers:NAME`` by a served process."""
 from __future__ import annotations
 
 import http.client
@@ -17,11 +17,11 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-TESTS = Path(__file__).resolve().parent
+TESTS = Path(__file__).resolve().parent.parent
 STARTUP_SECONDS = 90
 
 
-# ---- models served by name (``servers:echo``...) ------------------------------------
+# ---- models served by name (``support.servers:echo``...) ------------------------------------
 
 
 def echo(*arrays: np.ndarray) -> list[np.ndarray]:
@@ -48,7 +48,7 @@ class CliServer:
 
     def __init__(self, *args: str) -> None:
         env = dict(os.environ)
-        # The tests directory, for `module:callable` models defined there; the
+        # The tests directory, for `support.module:callable` models defined there; the
         # package itself comes from the environment (installed, or PYTHONPATH).
         env["PYTHONPATH"] = os.pathsep.join(p for p in [str(TESTS), env.get("PYTHONPATH", "")] if p)
         self.stderr = tempfile.TemporaryFile()

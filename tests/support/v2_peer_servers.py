@@ -1,8 +1,8 @@
 # SPDX-License-Identifier: Apache-2.0
 """Real Open Inference Protocol (v2) peers for the tests: a Triton server
 (PyTriton's ``tritonserver``) and kserve's ``ModelServer``, each run from its
-own virtualenv (tests/peer_venvs.py) in a subprocess on 127.0.0.1 free ports,
-serving the models in tests/v2_peers/. Also used by bench/bench_v2.py.
+own virtualenv (tests/support/peer_venvs.py) in a subprocess on 127.0.0.1 free ports,
+serving the models in tests/support/v2_peers/. Also used by bench/bench_v2.py.
 """
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-import peer_venvs
-from conftest import free_port
+from support import peer_venvs
+from support.ports import free_port
 
 PEERS = Path(__file__).resolve().parent / "v2_peers"
 START_TIMEOUT = 240.0  # PyTriton loads its six models one after another (~20 s here)
@@ -103,7 +103,7 @@ def _python(build, what: str) -> Path:
         raise PeerError(f"cannot build the {what} virtualenv under {peer_venvs.ROOT}: {exc}") from exc
 
 
-# What tests/v2_peers/triton_models.py serves.
+# What tests/support/v2_peers/triton_models.py serves.
 TRITON_MODELS = ("arith", "echo_bytes", "halves", "ident", "seed", "fail")
 
 

@@ -121,7 +121,7 @@ def run_reference(script: str, *args: str, timeout: float = 120) -> subprocess.C
 
 
 if __name__ == "__main__":
-    # python tests/peer_venvs.py [reference|triton|kserve ...]: builds them now.
+    # python tests/support/peer_venvs.py [reference|triton|kserve ...]: builds them now.
     builders = {"reference": reference_python, "triton": triton_python, "kserve": kserve_python}
     for which in sys.argv[1:] or ["reference"]:
         print(builders[which]())

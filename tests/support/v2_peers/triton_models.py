@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
 """The models the v2 tests call on a real Triton server (PyTriton). Runs in
-the Triton venv (tests/peer_venvs.py), never in the project's environment:
+the Triton venv (tests/support/peer_venvs.py), never in the project's environment:
 
     python triton_models.py HTTP_PORT GRPC_PORT METRICS_PORT
 

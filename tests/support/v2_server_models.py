@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
 """The models the v2 server tests serve with ``tf_graphpipe.serve`` (also
-importable as ``v2_server_models:arith`` by a ``tf-graphpipe serve`` process)."""
+importable as ``support.v2_server_models:arith`` by a ``tf-graphpipe serve`` process)."""
 from __future__ import annotations
 
 import numpy as np

@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
 """The models the v2 tests call on kserve's ModelServer. Runs in the kserve
-venv (tests/peer_venvs.py), never in the project's environment:
+venv (tests/support/peer_venvs.py), never in the project's environment:
 
     python kserve_models.py HTTP_PORT
 

@@ -1,0 +1,13 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Free loopback ports for the servers and peers the tests start."""
+from __future__ import annotations
+
+import socket
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
