@@ -17,23 +17,23 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from repository_fixtures import (
+
+import tf_graphpipe
+from tf_graphpipe.errors import RemoteError
+from tf_graphpipe.server.demo_model import expected
+
+from support import peer_venvs, servers
+from support.repository_fixtures import (
     RELEASE,
     WARM_UP_GATE,
-    X,
     Templates,
+    X,
     add_version,
     example,
     factor_of,
     truncate_saved_model,
     wait_for,
 )
-
-import peer_venvs
-import servers
-import tf_graphpipe
-from tf_graphpipe.errors import RemoteError
-from tf_graphpipe.server.demo_model import expected
 
 POLL = 0.2
 
@@ -152,7 +152,7 @@ def test_not_ready_while_a_version_loads(tmp_path, templates) -> None:
         WARM_UP_GATE.clear()
         (tmp_path / "gated" / "1").mkdir(parents=True)
         (tmp_path / "gated" / "config.json").write_text(
-            '{"callable": "repository_fixtures:slow_warm_up", "inputs": ["x:float32:-1,4"]}')
+            '{"callable": "support.repository_fixtures:slow_warm_up", "inputs": ["x:float32:-1,4"]}')
         try:
             wait_for(lambda: _states(url, "gated") == {1: "loading"}, what="the load to start")
             assert servers.request(url, "GET", "/v2/health/ready")[0] != 200
@@ -238,7 +238,7 @@ def test_broken_version_is_ignored_and_logged_while_serving(tmp_path, templates,
 def test_unload_drains_calls_in_flight(tmp_path, templates) -> None:
     add_version(tmp_path, "scale", 1, templates.saved_model(1))
     (tmp_path / "held" / "1").mkdir(parents=True)
-    (tmp_path / "held" / "config.json").write_text('{"callable": "repository_fixtures:hold"}')
+    (tmp_path / "held" / "config.json").write_text('{"callable": "support.repository_fixtures:hold"}')
     RELEASE.clear()
     with tf_graphpipe.serve(repository=tmp_path, poll_seconds=POLL) as server:
         url = server.url

@@ -5,16 +5,26 @@ builds it) against a server on a model repository: the repository extension
 readiness, and inference by name and version."""
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
 
 import pytest
-from repository_fixtures import example
-from test_v2_server_tritonclient import python, run  # noqa: F401 - python: the venv fixture
+from test_v2_server_tritonclient import _STEPS, TRITONCLIENT, run
 
-import servers
 import tf_graphpipe
 
+from support import peer_venvs, servers
+from support.repository_fixtures import example
+
 pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def python() -> str:
+    try:
+        return str(peer_venvs.ensure_venv(TRITONCLIENT, _STEPS, "import tritonclient.http, numpy, ml_dtypes"))
+    except (RuntimeError, subprocess.CalledProcessError) as exc:
+        pytest.fail(f"cannot build the {TRITONCLIENT} venv: {exc}")
 
 
 @pytest.fixture(scope="module")

@@ -186,6 +186,6 @@ def warm_up(model: Model) -> bool:
     for spec in model.inputs:
         shape = tuple(1 if d < 0 else d for d in spec.shape or ())
         dtype = dtypes.numpy_dtype(spec.wire_type)
-        inputs.append(np.full(shape, b"", dtype=object) if dtype == object else np.zeros(shape, dtype))
+        inputs.append(np.full(shape, b"", dtype=object) if dtype.kind == "O" else np.zeros(shape, dtype))
     model.run(inputs, b"")
     return True
