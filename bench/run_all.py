@@ -47,6 +47,7 @@ BENCHES = [
     ("http_anchors", "bench_http_anchors.py", "end to end vs a JSON API and TF Serving's protobuf"),
     ("e2e", "bench_e2e.py", "end to end vs the loopback ceiling, the reference client, the HTTP floor"),
     ("v2", "bench_v2.py", "Open Inference Protocol v2: vs the loopback ceiling and NVIDIA Triton"),
+    ("onnx", "bench_onnx.py", "ONNX models: serve vs ONNX Runtime in process, vs a Python callable"),
     ("memory", "bench_memory.py", "peak RSS growth during one seed call"),
 ]
 TIMEOUT_SECONDS = {"tiny": 600, "quick": 1200, "full": 3600}

@@ -24,6 +24,8 @@ NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob("*.ipynb"))
 CELL_TIMEOUT_SECONDS = 240
 # Where a notebook finds the reference GraphPipe client's interpreter.
 REFERENCE_PYTHON_VARIABLE = "TF_GRAPHPIPE_REFERENCE_PYTHON"
+# Where a notebook finds the repository's examples/ (it runs in a temporary directory).
+EXAMPLES_VARIABLE = "TF_GRAPHPIPE_EXAMPLES"
 
 by_name = pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 
@@ -82,6 +84,7 @@ def test_notebook_runs_without_errors(path, kernel_dir, tmp_path, monkeypatch, r
     monkeypatch.setenv("JUPYTER_PATH", os.pathsep.join(search_path))
     if REFERENCE_PYTHON_VARIABLE in path.read_text(encoding="utf-8"):
         monkeypatch.setenv(REFERENCE_PYTHON_VARIABLE, str(request.getfixturevalue("reference_python")))
+    monkeypatch.setenv(EXAMPLES_VARIABLE, str(REPO / "examples"))
     before = _snapshot(NOTEBOOKS_DIR)
 
     notebook = nbformat.read(path, as_version=4)

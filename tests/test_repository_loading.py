@@ -99,7 +99,7 @@ def test_each_model_kind_loads_from_a_version_directory(tmp_path, templates) -> 
         ([], ModelConfig(), "no model in it"),
         (["saved_model.pb", "model.keras"], ModelConfig(), "holds a SavedModel and model.keras"),
         (["model.keras"], ModelConfig(callable="support.repository_fixtures:triple"), "names a callable"),
-        (["model.onnx"], ModelConfig(), "ONNX support is not available"),
+        (["model.onnx"], ModelConfig(), "ONNX Runtime cannot load it"),
     ],
 )
 def test_version_directory_that_cannot_be_served_is_refused(tmp_path, files, config, refusal) -> None:

@@ -34,6 +34,12 @@ SERVE_EPILOG = """\
 MODEL is one of:
   DIR                      a SavedModel directory (see --signature)
   FILE.keras               a Keras model file
+  FILE.onnx                an ONNX model (PyTorch, scikit-learn...), run by ONNX
+                           Runtime (pip install 'tf-graphpipe[onnx]'); inputs and
+                           outputs come from the graph. By default a call uses
+                           every CPU and calls take turns (concurrent calls x
+                           --intra-op-threads <= CPUs, whatever --workers is);
+                           --intra-op-threads 1 runs up to CPUs calls at once
   package.module:callable  a Python function on NumPy arrays; declare its inputs
                            and outputs with tf.TensorSpec annotations or
                            --input-spec / --output-spec (NAME:DTYPE:SHAPE, e.g.
@@ -53,6 +59,7 @@ Stops cleanly, exit code 0, on SIGINT (Ctrl-C) or SIGTERM.
 examples:
   tf-graphpipe serve ./export/1 --port 9000
   tf-graphpipe serve model.keras --port 0 --name classifier
+  tf-graphpipe serve cnn.onnx --max-batch-size 64 --intra-op-threads 2
   tf-graphpipe serve mypackage.models:predict --input-spec x:float32:-1,4 --output-spec y:float32:-1
   tf-graphpipe serve --model-repository ./models --port 9000
 """
@@ -112,6 +119,14 @@ def build_parser() -> argparse.ArgumentParser:
                        help="declare an input of a callable (repeat for each, in order)")
     serve.add_argument("--output-spec", action="append", metavar="NAME:DTYPE:SHAPE",
                        help="declare an output of a callable (repeat for each, in order)")
+    onnx = serve.add_argument_group("ONNX models (FILE.onnx)")
+    onnx.add_argument("--intra-op-threads", type=int, metavar="N",
+                      help="threads computing one call, the worker's own included (default: the CPUs "
+                           "this process may use); CPUs // N calls run at once")
+    onnx.add_argument("--inter-op-threads", type=int, metavar="N",
+                      help="> 1 runs independent graph branches in parallel with N threads (default: 1, sequential)")
+    onnx.add_argument("--graph-optimization", default="all", choices=["disable", "basic", "extended", "all"],
+                      help="ONNX Runtime's graph optimisation level")
     serve.add_argument("--debug", action="store_true", help="send tracebacks in error answers")
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
                        help="logging level on stderr (debug: one line per request)")
@@ -198,6 +213,7 @@ def _serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from tf_graphpipe.server import serve
+    from tf_graphpipe.server.onnx_models import SessionSettings
 
     try:
         server = serve(
@@ -207,6 +223,7 @@ def _serve(args: argparse.Namespace) -> int:
             batch_timeout_ms=args.batch_timeout_ms, debug=args.debug, workers=args.workers,
             inline_max_us=args.inline_max_us,
             input_specs=args.input_spec, output_specs=args.output_spec,
+            onnx=SessionSettings(args.intra_op_threads, args.inter_op_threads, args.graph_optimization),
         )
         with server:
             print(server.url, flush=True)

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from tf_graphpipe import _native, dtypes
-from tf_graphpipe.server.model import Model
+from tf_graphpipe.server.model import InputRejected, Model
 
 __all__ = ["CallError", "BadRequest", "ModelFailed", "Call", "ModelRunner"]
 
@@ -132,11 +132,14 @@ class ModelRunner:
         """Runs the model; the requested outputs (default all) by name.
 
         Raises:
-            BadRequest: an output name the model did not produce.
+            BadRequest: an output name the model did not produce, or the
+                model refused the inputs (it raised InputRejected).
             ModelFailed: the model raised.
         """
         try:
             results = self.model.run(call.inputs, call.config)
+        except InputRejected as exc:  # the caller's mistake, found by the model itself
+            raise BadRequest(str(exc)) from exc
         except Exception as exc:  # the model's own failure, whatever it is
             raise ModelFailed(self.describe(exc, "model failed")) from exc
         if not call.output_names:

@@ -13,10 +13,13 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tf_graphpipe.server.model import CallableModel, Model
 from tf_graphpipe.server.specs import IOSpec
+
+if TYPE_CHECKING:
+    from tf_graphpipe.server.onnx_models import SessionSettings
 
 __all__ = ["load_model"]
 
@@ -28,29 +31,33 @@ def load_model(
     signature: str = "serving_default",
     input_specs: Sequence[IOSpec] | None = None,
     output_specs: Sequence[IOSpec] | None = None,
+    onnx: SessionSettings | None = None,
 ) -> Model:
     """The ``Model`` for anything ``serve`` accepts.
 
     Args:
-        model: ``"demo"``; a SavedModel directory; a ``.keras`` file;
-            ``"package.module:callable"``; a ``Model``; a Keras model; a
+        model: ``"demo"``; a SavedModel directory; a ``.keras`` file; an
+            ``.onnx`` file (run by ONNX Runtime); ``"package.module:callable"``; a ``Model``; a Keras model; a
             ``tf.Module`` (its ``signature`` or its ``__call__`` with an input
             signature); a concrete function or ``tf.function``; or a callable
             on NumPy arrays.
         name: the model name shown in metadata (default: from the model).
         signature: the SavedModel / ``tf.Module`` signature to serve.
         input_specs, output_specs: declared inputs/outputs for a callable.
+        onnx: ONNX Runtime's threads and graph optimisation for an ``.onnx``
+            file (``onnx_models.SessionSettings``; default: its defaults).
 
     Raises:
         ValueError: ``model`` is none of the above, or lacks what it needs
             (no such signature, no declared Keras inputs...).
         FileNotFoundError: a path that does not exist.
-        ImportError, AttributeError: ``package.module:callable`` not found.
+        ImportError, AttributeError: ``package.module:callable`` not found;
+            onnxruntime missing for an ``.onnx`` file (names the extra).
     """
     if isinstance(model, Model):
         adapter = model
     elif isinstance(model, (str, os.PathLike)):
-        adapter = _load_reference(os.fspath(model), signature, input_specs, output_specs)
+        adapter = _load_reference(os.fspath(model), signature, input_specs, output_specs, onnx)
     else:
         adapter = _wrap_object(model, signature, input_specs, output_specs)
     if name:
@@ -59,7 +66,11 @@ def load_model(
 
 
 def _load_reference(
-    text: str, signature: str, input_specs: Sequence[IOSpec] | None, output_specs: Sequence[IOSpec] | None
+    text: str,
+    signature: str,
+    input_specs: Sequence[IOSpec] | None,
+    output_specs: Sequence[IOSpec] | None,
+    onnx: SessionSettings | None = None,
 ) -> Model:
     path = Path(text).expanduser()
     if text == "demo":
@@ -74,6 +85,10 @@ def _load_reference(
         from tf_graphpipe.server import tf_models
 
         return tf_models.keras_file(path)
+    if path.is_file() and path.suffix == ".onnx":
+        from tf_graphpipe.server.onnx_models import load_onnx_model
+
+        return load_onnx_model(path, onnx)
     module_name, sep, attribute = text.partition(":")
     if sep and module_name and attribute and not path.exists():
         target: Any = importlib.import_module(module_name)
@@ -85,10 +100,10 @@ def _load_reference(
         return wrapped
     if not path.exists():
         raise FileNotFoundError(
-            f"model {text!r} not found: expected a SavedModel directory, a .keras file, "
+            f"model {text!r} not found: expected a SavedModel directory, a .keras or .onnx file, "
             "package.module:callable, or demo"
         )
-    raise ValueError(f"model {text!r}: not a SavedModel directory or a .keras file")
+    raise ValueError(f"model {text!r}: not a SavedModel directory, a .keras file or an .onnx file")
 
 
 def _wrap_object(

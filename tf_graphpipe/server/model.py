@@ -17,7 +17,13 @@ import numpy as np
 
 from tf_graphpipe.server.specs import IOSpec, spec_from_tensor_spec
 
-__all__ = ["Model", "CallableModel"]
+__all__ = ["Model", "CallableModel", "InputRejected"]
+
+
+class InputRejected(ValueError):
+    """Raised by ``Model.run`` when the inputs are the caller's mistake in a
+    way metadata cannot say (e.g. a string that is not UTF-8): the server
+    answers 400 with this message instead of 500."""
 
 
 class Model:

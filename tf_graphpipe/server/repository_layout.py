@@ -164,13 +164,9 @@ def _listed(specs: Sequence[IOSpec] | None) -> list[IOSpec] | None:
 
 
 def _onnx_model(path: Path) -> Model:
-    try:
-        from tf_graphpipe.server import onnx_models  # type: ignore[attr-defined, unused-ignore]
-    except ImportError:  # a tf-graphpipe without ONNX serving
-        raise RuntimeError(f"{path / ONNX_FILE}: ONNX support is not available in this version of "
-                           "tf-graphpipe; serve a SavedModel or model.keras instead") from None
-    model: Model = onnx_models.load_onnx_model(path)
-    return model
+    from tf_graphpipe.server.onnx_models import load_onnx_model
+
+    return load_onnx_model(path)
 
 
 def warm_up(model: Model) -> bool:

@@ -9,7 +9,7 @@ import os
 import socket
 import threading
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tf_graphpipe.server.endpoint import DEFAULT_MAX_REQUEST_BYTES, Endpoint
 from tf_graphpipe.server.http_server import HttpServer
@@ -19,6 +19,9 @@ from tf_graphpipe.server.loading import load_model
 from tf_graphpipe.server.model import Model
 from tf_graphpipe.server.specs import IOSpec, parse_spec
 from tf_graphpipe.server.workers import ModelWorkers
+
+if TYPE_CHECKING:
+    from tf_graphpipe.server.onnx_models import SessionSettings
 
 __all__ = ["RunningServer", "serve"]
 
@@ -45,14 +48,15 @@ def serve(
     inline_max_us: float = DEFAULT_INLINE_MAX_US,
     input_specs: Sequence[IOSpec | str] | None = None,
     output_specs: Sequence[IOSpec | str] | None = None,
+    onnx: SessionSettings | None = None,
 ) -> RunningServer:
     """Serves ``model`` over GraphPipe from a background thread; the same port
     answers the Open Inference Protocol (KServe v2: ``tritonclient``, or
     ``Client(server.url + "/v2/models/NAME")``) under ``/v2``.
 
     Args:
-        model: ``"demo"``, a SavedModel directory, a ``.keras`` file,
-            ``"package.module:callable"``, a Keras model, a ``tf.Module``, a
+        model: ``"demo"``, a SavedModel directory, a ``.keras`` file, an
+            ``.onnx`` file, ``"package.module:callable"``, a Keras model, a ``tf.Module``, a
             concrete function or ``tf.function``, or a Python callable on NumPy
             arrays (see ``tf_graphpipe.server.loading.load_model``).
         host: the address to listen on.
@@ -71,6 +75,8 @@ def serve(
             VM); 0 sends every call to a worker. Ignored when batching.
         input_specs, output_specs: declared inputs/outputs of a callable, as
             ``IOSpec`` or ``"name:dtype:shape"`` strings (e.g. ``"x:float32:-1,4"``).
+        onnx: ONNX Runtime's threads and graph optimisation for an ``.onnx``
+            model (``tf_graphpipe.server.onnx_models.SessionSettings``).
 
     Returns:
         A ``RunningServer``, already accepting connections; close it (or use
@@ -95,6 +101,7 @@ def serve(
         signature=signature,
         input_specs=_specs(input_specs),
         output_specs=_specs(output_specs),
+        onnx=onnx,
     )
     return RunningServer(
         loaded,
