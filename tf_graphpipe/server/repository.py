@@ -204,6 +204,10 @@ class ModelRepository(Generic[T]):
                 return served
         raise ModelNotFound(f"model {name!r} is being unloaded")
 
+    def served_versions(self) -> list[ServedVersion[T]]:
+        """Every version served now (not those draining)."""
+        return [version for entry in self._table.values() for version in entry.versions.values()]
+
     def _which_model(self) -> str:
         names = sorted(self._table)
         if not names:
