@@ -78,6 +78,7 @@ class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``tf-graphpipe`` and its subcommands."""
     from tf_graphpipe.server.app import DEFAULT_MAX_REQUEST_BYTES
+    from tf_graphpipe.server.http_server import DEFAULT_MAX_CONNECTIONS
     from tf_graphpipe.server.inline import DEFAULT_INLINE_MAX_US
     from tf_graphpipe.server.repository import DEFAULT_POLL_SECONDS
 
@@ -106,6 +107,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--signature", default="serving_default", help="SavedModel signature to serve")
     serve.add_argument("--max-request-bytes", type=int, default=DEFAULT_MAX_REQUEST_BYTES,
                        help="larger request bodies are refused with HTTP 413")
+    serve.add_argument("--max-inflight-bytes", type=int, default=None, metavar="BYTES",
+                       help="the most request-body bytes held at once over all connections, counted as "
+                            "they arrive; a body that would pass it is refused with HTTP 503 "
+                            "(default: 2 GiB, or --max-request-bytes if larger)")
+    serve.add_argument("--max-connections", type=int, default=DEFAULT_MAX_CONNECTIONS,
+                       help="connections open at once; one more is answered HTTP 503 and closed")
     serve.add_argument("--max-batch-size", type=int, default=0,
                        help="merge concurrent calls into batches of up to N rows (0: no batching)")
     serve.add_argument("--batch-timeout-ms", type=float, default=5.0,
@@ -219,7 +226,8 @@ def _serve(args: argparse.Namespace) -> int:
         server = serve(
             args.model, args.host, args.port, repository=args.model_repository, poll_seconds=args.poll_seconds,
             name=args.name, signature=args.signature,
-            max_request_bytes=args.max_request_bytes, max_batch_size=args.max_batch_size,
+            max_request_bytes=args.max_request_bytes, max_inflight_bytes=args.max_inflight_bytes,
+            max_connections=args.max_connections, max_batch_size=args.max_batch_size,
             batch_timeout_ms=args.batch_timeout_ms, debug=args.debug, workers=args.workers,
             inline_max_us=args.inline_max_us,
             input_specs=args.input_spec, output_specs=args.output_spec,
