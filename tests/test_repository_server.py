@@ -5,6 +5,7 @@ reference GraphPipe client, versions added, broken and unloaded while
 clients call, and the command line."""
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import shutil
@@ -12,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -222,13 +224,14 @@ def test_version_added_while_clients_call_drops_no_call(tmp_path, templates) -> 
 
 
 def test_broken_version_is_ignored_and_logged_while_serving(tmp_path, templates, caplog) -> None:
-    add_version(tmp_path, "scale", 1, templates.saved_model(1))
-    broken = tmp_path / "staging"
+    root = tmp_path / "models"
+    add_version(root, "scale", 1, templates.saved_model(1))
+    broken = tmp_path / "broken"
     shutil.copytree(templates.saved_model(2), broken)
     truncate_saved_model(broken)
-    with tf_graphpipe.serve(repository=tmp_path, poll_seconds=POLL) as server, \
+    with tf_graphpipe.serve(repository=root, poll_seconds=POLL) as server, \
             caplog.at_level(logging.ERROR, logger="tf_graphpipe.server"):
-        add_version(tmp_path, "scale", 2, broken)
+        add_version(root, "scale", 2, broken)
         wait_for(lambda: _states(server.url, "scale").get(2) == "failed", what="version 2 failed")
         assert "model 'scale' version 2 failed to load" in caplog.text
         assert factor_of(tf_graphpipe.Client(server.url + "/models/scale").infer(X)) == 1.0
@@ -264,6 +267,9 @@ def test_unload_drains_calls_in_flight(tmp_path, templates) -> None:
         wait_for(version.drained.is_set, what="drained")
         assert _states(url, "held") == {}
         assert factor_of(tf_graphpipe.Client(url + "/models/scale").infer(X)) == 1.0
+        model = weakref.ref(version.model)
+        del version
+        wait_for(lambda: gc.collect() is not None and model() is None, what="the unloaded model freed")
 
 
 # ---- the command line ---------------------------------------------------------------

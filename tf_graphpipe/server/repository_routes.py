@@ -62,7 +62,6 @@ class ModelPathRoutes:
     def __init__(self, repository: ModelRepository[ServedModel]) -> None:
         self.repository = repository
         self._listing = Target(GRAPHPIPE_WIRE, self._list)
-        self._targets: dict[int, tuple[ServedModel, Target, Target]] = {}
 
     def resolve(self, method: bytes, path: bytes) -> Target | None:
         if path == MODELS_PATH or path == MODELS_PATH + b"/":
@@ -80,25 +79,17 @@ class ModelPathRoutes:
             raise NotFound(f"unknown path {path.decode('latin-1')!r} (models are at /models/<name> "
                            "and /models/<name>/versions/<v>)")
         served = self.repository.lookup(name, version).served
-        cached = self._targets.get(id(served))
-        if cached is None or cached[0] is not served:
+        targets = served.targets.get("graphpipe")  # the same targets GraphPipeRoutes serves it with
+        if targets is None:
             endpoint = served.graphpipe
-            cached = (served, Target(GRAPHPIPE_WIRE, endpoint.prepare, served),
-                      Target(GRAPHPIPE_WIRE, endpoint.metadata))
-            self._forget_unserved()
-            self._targets[id(served)] = cached
+            targets = served.targets["graphpipe"] = (Target(GRAPHPIPE_WIRE, endpoint.prepare, served),
+                                               Target(GRAPHPIPE_WIRE, endpoint.metadata))
         if method == b"POST":
-            return cached[1]
+            return targets[0]
         if method in GET:
-            return cached[2]
+            return targets[1]
         raise MethodNotAllowed(f"{method.decode('latin-1')}: use POST (GraphPipe) or GET (metadata)",
                                "GET, HEAD, POST")
-
-    def _forget_unserved(self) -> None:
-        """Drops the targets of versions no longer served (they hold the models)."""
-        served = {id(v.served) for v in self.repository.served_versions()}
-        for key in [k for k in self._targets if k not in served]:
-            del self._targets[key]
 
     def _list(self, body: Any, header_length: int | None) -> Answer:
         text = json.dumps({"models": self.repository.models()}, indent=1).encode() + b"\n"
