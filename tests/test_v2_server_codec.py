@@ -18,7 +18,8 @@ import ml_dtypes
 import numpy as np
 import pytest
 
-from tf_graphpipe.server.inference import BadRequest, ModelFailed
+from tf_graphpipe import _native, dtypes
+from tf_graphpipe.server.errors import BadRequest, ModelFailed
 from tf_graphpipe.server.v2_wire import V2Answer, decode_request, encode_outputs, raw_binary_request
 
 from support import peer_venvs
@@ -53,6 +54,10 @@ def assert_same(got: np.ndarray, want: np.ndarray, what: str = "") -> None:
     if want.dtype.kind == "f" or want.dtype == ml_dtypes.bfloat16:  # the sign of zero too
         assert np.array_equal(np.signbit(got.astype(np.float64)), np.signbit(want.astype(np.float64))), what
     np.testing.assert_array_equal(got, want, err_msg=what)
+
+
+def _native_type_id(array: np.ndarray) -> int:
+    return dtypes.wire_array(array, "array", dtypes.V2)[1]
 
 
 def blob(array: np.ndarray) -> bytes:
@@ -119,6 +124,18 @@ def test_json_data_may_be_flat_or_nested_and_integers_stay_exact() -> None:
     assert flat.tolist() == [[-(2**63), 2**63 - 1], [3, 4]]
     assert nested.tolist() == [[2**64 - 1], [2**53 + 1]]  # never through a double
     assert scalar.shape == () and scalar == 0.1
+
+
+def test_the_clients_json_requests_decode_to_its_arrays_negative_zero_included() -> None:
+    # Found by decode_v2_request_fuzzer: the client wrote -0.0 as "-0", which JSON readers take for the integer 0.
+    arrays = [a for t, a in ARRAYS if t not in ("BYTES",)]
+    type_ids = [_native_type_id(a) for a in arrays]
+    names = [f"in{i}" for i in range(len(arrays))]
+    body, json_size = _native.encode_v2_infer_request(arrays, type_ids, names, [], False)
+    assert b'"data":[1.5,NaN,-Infinity,3.4e+38,-0.0,0.1]' in body  # FP32 as JSON, shortest exact text
+    request = decode_request(body, json_size if json_size < len(body) else None)  # FP16, BF16 still blobs
+    for want, got in zip(arrays, request.inputs, strict=True):
+        assert_same(got, want, str(want.dtype))
 
 
 @pytest.mark.parametrize("misalign", [0, 1, 2, 4])

@@ -23,14 +23,13 @@ import numpy as np
 
 from tf_graphpipe import _native, dtypes
 from tf_graphpipe.errors import GraphPipeError
-from tf_graphpipe.server.inference import BadRequest, ModelFailed
+from tf_graphpipe.server.answer import JSON, OCTET_STREAM
+from tf_graphpipe.server.errors import BadRequest, ModelFailed
 
 __all__ = ["V2Answer", "V2Request", "decode_request", "encode_outputs", "json_answer", "datatype_of",
            "raw_binary_request"]
 
 _DUMPS = json.JSONEncoder(separators=(",", ":")).encode  # one encoder: json.dumps(**options) builds one per call
-OCTET_STREAM = b"application/octet-stream"
-JSON = b"application/json"
 
 
 class V2Answer:
