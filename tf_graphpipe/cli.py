@@ -24,6 +24,7 @@ examples:
   tf-graphpipe serve mypackage.models:predict --input-spec x:float32:-1,4
   tf-graphpipe serve demo
   tf-graphpipe serve --model-repository ./models --poll-seconds 5
+  tf-graphpipe serve demo --tls-cert cert.pem --tls-key key.pem --auth-token-file tokens
   tf-graphpipe info http://127.0.0.1:9000
   tf-graphpipe info http://127.0.0.1:8000/v2/models/resnet      (Triton, KServe: v2)
   tf-graphpipe infer http://127.0.0.1:9000 --input x.npy --output y.npy
@@ -134,7 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="> 1 runs independent graph branches in parallel with N threads (default: 1, sequential)")
     onnx.add_argument("--graph-optimization", default="all", choices=["disable", "basic", "extended", "all"],
                       help="ONNX Runtime's graph optimisation level")
-    serve.add_argument("--debug", action="store_true", help="send tracebacks in error answers")
+    _add_security_options(serve)
+    serve.add_argument("--debug", action="store_true", help="send tracebacks in error answers (never in production)")
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
                        help="logging level on stderr (debug: one line per request)")
 
@@ -166,9 +168,57 @@ def build_parser() -> argparse.ArgumentParser:
     infer.add_argument("--protocol", choices=["graphpipe", "v2"],
                        help="default: v2 for URLs whose path is /v2/models/NAME, else graphpipe")
 
+    for command in (info, infer):
+        _add_client_options(command)
+
     commands.add_parser("demo", help="serve the demo model and call it", formatter_class=defaults,
                         description="Start a server on the embedded demo model, call it with the Client, stop it.")
     return parser
+
+
+def _add_security_options(serve: argparse.ArgumentParser) -> None:
+    group = serve.add_argument_group("TLS, tokens, metrics and logs (docs/security.md)")
+    group.add_argument("--tls-cert", metavar="FILE", help="serve HTTPS with this PEM certificate (chain, leaf first)")
+    group.add_argument("--tls-key", metavar="FILE",
+                       help="the certificate's unencrypted PEM key (default: in --tls-cert)")
+    group.add_argument("--tls-client-ca", metavar="FILE",
+                       help="mutual TLS: refuse clients without a certificate signed by a CA in this PEM file")
+    group.add_argument("--auth-token-file", metavar="FILE",
+                       help="require 'Authorization: Bearer <token>' with a token listed in FILE (one per line; "
+                            "re-read when it changes)")
+    group.add_argument("--auth-health", action="store_true",
+                       help="require the token on health routes too (default: they answer without one, for probes)")
+    group.add_argument("--no-metrics", action="store_true", help="do not serve /metrics")
+    group.add_argument("--access-log", nargs="?", const="-", metavar="FILE",
+                       help="one line per request (with its traceparent) to FILE, or stderr without FILE")
+
+
+def _add_client_options(command: argparse.ArgumentParser) -> None:
+    group = command.add_argument_group("TLS and credentials")
+    group.add_argument("--ca-file", metavar="FILE",
+                       help="verify an https:// server against this PEM CA bundle (default: the system's store)")
+    group.add_argument("--client-cert", metavar="FILE", help="PEM client certificate, for servers requiring mutual TLS")
+    group.add_argument("--client-key", metavar="FILE", help="the client certificate's PEM key (default: in it)")
+    tokens = group.add_mutually_exclusive_group()
+    tokens.add_argument("--auth-token-env", metavar="VAR",
+                        help="send the bearer token held in environment variable VAR")
+    tokens.add_argument("--auth-token-file", metavar="FILE", help="send the bearer token held in FILE")
+    group.add_argument("--header", action="append", metavar="NAME:VALUE", default=[],
+                       help="send this (non-secret) header on the call (repeat for several)")
+
+
+def _client_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``Client`` keyword arguments of ``info`` / ``infer``'s options."""
+    headers = {}
+    for text in args.header:
+        name, colon, value = text.partition(":")
+        if not colon:
+            raise ValueError(f"--header {text!r}: expected NAME:VALUE")
+        headers[name.strip()] = value.strip()
+    options = {"ca_file": args.ca_file, "client_cert": args.client_cert, "client_key": args.client_key,
+               "auth_token_env": args.auth_token_env, "auth_token_file": args.auth_token_file,
+               "headers": headers or None}
+    return {key: value for key, value in options.items() if value is not None}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -222,6 +272,11 @@ def _serve(args: argparse.Namespace) -> int:
     from tf_graphpipe.server import serve
     from tf_graphpipe.server.onnx_models import SessionSettings
 
+    if args.access_log is not None:
+        from tf_graphpipe.server.access_log import log_to
+
+        log_to(args.access_log)
+
     try:
         server = serve(
             args.model, args.host, args.port, repository=args.model_repository, poll_seconds=args.poll_seconds,
@@ -232,6 +287,9 @@ def _serve(args: argparse.Namespace) -> int:
             inline_max_us=args.inline_max_us,
             input_specs=args.input_spec, output_specs=args.output_spec,
             onnx=SessionSettings(args.intra_op_threads, args.inter_op_threads, args.graph_optimization),
+            tls_cert=args.tls_cert, tls_key=args.tls_key, tls_client_ca=args.tls_client_ca,
+            auth_token_file=args.auth_token_file, auth_health=args.auth_health,
+            metrics=False if args.no_metrics else None, access_log=args.access_log is not None,
         )
         with server:
             print(server.url, flush=True)
@@ -246,12 +304,13 @@ def _serve(args: argparse.Namespace) -> int:
 def _info(args: argparse.Namespace) -> int:
     from tf_graphpipe import Client
 
-    listing = _repository_listing(args.url, args.timeout) if args.protocol is None else None
+    options = _client_options(args)
+    listing = _repository_listing(args.url, args.timeout, options) if args.protocol is None else None
     if listing is not None:
         print(json.dumps(listing, indent=2) if args.json else format_models(args.url, listing))
         return 0
 
-    metadata = Client(args.url, timeout=args.timeout, protocol=args.protocol).metadata()
+    metadata = Client(args.url, timeout=args.timeout, protocol=args.protocol, **options).metadata()
     if args.json:
         for key in ("inputs", "outputs"):
             for entry in metadata[key]:
@@ -262,19 +321,33 @@ def _info(args: argparse.Namespace) -> int:
     return 0
 
 
-def _repository_listing(url: str, timeout: float) -> dict[str, Any] | None:
+def _repository_listing(url: str, timeout: float, options: dict[str, Any]) -> dict[str, Any] | None:
     """``GET URL/models`` when URL is a server's root and the server serves a
     model repository; None otherwise (any other server answers metadata, or
-    nothing, there)."""
-    import urllib.error
+    nothing, there). ``options``: the ``Client`` options of the command
+    line (TLS files, token, headers), applied to this request too."""
+    import os
+    import ssl
     import urllib.request
+    from pathlib import Path
     from urllib.parse import urlsplit
 
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or parts.path not in ("", "/"):
         return None
+    headers = dict(options.get("headers") or {})
+    token = (os.environ.get(options["auth_token_env"], "") if "auth_token_env" in options
+             else Path(options["auth_token_file"]).read_text().strip() if "auth_token_file" in options else "")
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    context = None
+    if parts.scheme == "https":
+        context = ssl.create_default_context(cafile=options.get("ca_file"))
+        if "client_cert" in options:
+            context.load_cert_chain(options["client_cert"], options.get("client_key"))
+    request = urllib.request.Request(url.rstrip("/") + "/models", headers=headers)
     try:
-        with urllib.request.urlopen(url.rstrip("/") + "/models", timeout=timeout) as answer:  # noqa: S310
+        with urllib.request.urlopen(request, timeout=timeout, context=context) as answer:  # noqa: S310
             listing = json.loads(answer.read())
     except (OSError, ValueError):  # refused, 404, not JSON: not a repository; the metadata call says why
         return None
@@ -303,7 +376,7 @@ def _infer(args: argparse.Namespace) -> int:
     names = args.input_name or None
     if names and len(names) != len(arrays):
         raise ValueError(f"got {len(arrays)} --input but {len(names)} --input-name")
-    client = Client(args.url, timeout=args.timeout, protocol=args.protocol)
+    client = Client(args.url, timeout=args.timeout, protocol=args.protocol, **_client_options(args))
     result = client.infer(arrays, input_names=names, output_names=args.output_name, config=args.config)
     outputs = result if isinstance(result, list) else [result]
     labels = args.output_name or [f"output{i}" for i in range(len(outputs))]

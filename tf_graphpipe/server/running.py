@@ -23,6 +23,7 @@ from tf_graphpipe.server.http_server import DEFAULT_MAX_CONNECTIONS, HttpServer
 from tf_graphpipe.server.inline import DEFAULT_INLINE_MAX_US
 from tf_graphpipe.server.loading import load_model
 from tf_graphpipe.server.model import Model
+from tf_graphpipe.server.production import ProductionOptions
 from tf_graphpipe.server.repository import DEFAULT_POLL_SECONDS, ModelRepository
 from tf_graphpipe.server.repository_config import ModelConfig
 from tf_graphpipe.server.repository_routes import ModelPathRoutes, RepositoryApiRoutes, RepositoryLookup
@@ -65,6 +66,13 @@ def serve(
     input_specs: Sequence[IOSpec | str] | None = None,
     output_specs: Sequence[IOSpec | str] | None = None,
     onnx: SessionSettings | None = None,
+    tls_cert: str | os.PathLike[str] | None = None,
+    tls_key: str | os.PathLike[str] | None = None,
+    tls_client_ca: str | os.PathLike[str] | None = None,
+    auth_token_file: str | os.PathLike[str] | None = None,
+    auth_health: bool = False,
+    metrics: bool | None = None,
+    access_log: bool = False,
 ) -> RunningServer:
     """Serves ``model`` (or every model of a model repository) over GraphPipe
     from a background thread; the same port answers the Open Inference
@@ -110,6 +118,19 @@ def serve(
         onnx: ONNX Runtime's threads and graph optimisation for an ``.onnx``
             model, or each ``model.onnx`` of a repository
             (``tf_graphpipe.server.onnx_models.SessionSettings``).
+        tls_cert, tls_key: serve HTTPS with this PEM certificate (chain, leaf
+            first) and its unencrypted key (default: in ``tls_cert``).
+        tls_client_ca: mutual TLS: clients without a certificate signed by a
+            CA in this PEM file are refused in the handshake.
+        auth_token_file: require ``Authorization: Bearer <token>`` with a
+            token listed in this file (one per line, re-read when it changes);
+            others get 401. Health routes answer without one unless
+            ``auth_health``.
+        auth_health: require the token on health routes too.
+        metrics: ``/metrics`` in the Prometheus format; None (default): on
+            when prometheus-client is installed (``tf-graphpipe[metrics]``).
+        access_log: one line per request, with its ``traceparent``, on the
+            ``tf_graphpipe.access`` logger (INFO).
 
     Returns:
         A ``RunningServer``, already accepting connections; close it (or use
@@ -132,6 +153,7 @@ def serve(
     """
     if (model is None) == (repository is None):
         raise ValueError("serve() takes a model or repository=DIR (one of them)")
+    production = ProductionOptions(tls_cert, tls_key, tls_client_ca, auth_token_file, auth_health, metrics, access_log)
     if repository is not None:
         given = [key for key, value in (("name", name), ("input_specs", input_specs), ("output_specs", output_specs))
                  if value is not None]
@@ -143,7 +165,7 @@ def serve(
             None, host, port, repository=repository, poll_seconds=poll_seconds, onnx=onnx,
             max_request_bytes=max_request_bytes, max_inflight_bytes=max_inflight_bytes,
             max_connections=max_connections, max_batch_size=max_batch_size, batch_timeout_ms=batch_timeout_ms,
-            debug=debug, workers=workers, inline_max_us=inline_max_us,
+            debug=debug, workers=workers, inline_max_us=inline_max_us, production=production,
         )
     loaded = load_model(
         model,
@@ -165,6 +187,7 @@ def serve(
         debug=debug,
         workers=workers,
         inline_max_us=inline_max_us,
+        production=production,
     )
 
 
@@ -179,7 +202,7 @@ class RunningServer:
     loop (uvloop when installed) and its own model worker threads.
 
     Attributes:
-        url: ``http://HOST:PORT``, the model's URL.
+        url: ``http://HOST:PORT`` (``https://`` with TLS), the model's URL.
         host, port: where it listens.
         model: the served ``Model`` (None when serving a repository).
         repository: the ``ModelRepository`` served, or None.
@@ -207,9 +230,11 @@ class RunningServer:
         keep_alive_timeout: float = KEEP_ALIVE_SECONDS,
         request_timeout: float = REQUEST_TIMEOUT_SECONDS,
         graceful_timeout: float = GRACEFUL_SHUTDOWN_SECONDS,
+        production: ProductionOptions | None = None,
     ) -> None:
         self.model = model
         self.repository: ModelRepository[ServedModel] | None = None
+        built = (production or ProductionOptions()).build()  # files read and checked before any thread starts
         self._workers = ModelWorkers(workers or min(8, (os.cpu_count() or 1) + 2))
 
         def build(loaded: Model, config: ModelConfig | None = None) -> ServedModel:
@@ -232,7 +257,8 @@ class RunningServer:
             else:
                 raise ValueError("RunningServer takes a model or a repository")
             self.dispatcher = Dispatcher(lookup, self._workers, BodyBudget(max_inflight_bytes, max_request_bytes),
-                                         debug=debug, models_ready=self._models_ready)
+                                         debug=debug, models_ready=self._models_ready,
+                                         production=built)
             if self.repository is not None:  # its own routes, before the v2 and GraphPipe ones
                 routes = self.dispatcher.routes
                 routes.insert(1, RepositoryApiRoutes(self.repository))
@@ -243,6 +269,7 @@ class RunningServer:
                 request_timeout=request_timeout,
                 max_connections=max_connections,
                 graceful_timeout=graceful_timeout,
+                ssl_context=built.ssl_context,
             )
             self._socket = _listen(host, port)
         except BaseException:
@@ -252,7 +279,8 @@ class RunningServer:
             raise
         self.host = host
         self.port = self._socket.getsockname()[1]
-        self.url = f"http://[{host}]:{self.port}" if ":" in host else f"http://{host}:{self.port}"
+        scheme = built.scheme
+        self.url = f"{scheme}://[{host}]:{self.port}" if ":" in host else f"{scheme}://{host}:{self.port}"
         self._loop = _new_event_loop()
         self._stop: asyncio.Event | None = None
         self._started = threading.Event()
@@ -266,15 +294,16 @@ class RunningServer:
             raise RuntimeError(f"GraphPipe server on {self.url} did not start") from error
         if self.repository is not None:
             names = sorted({version.name for version in self.repository.served_versions()})
-            log.info("serving model repository %s at %s: %d models (%s), polled every %s", self.repository.root,
+            log.info("serving model repository %s at %s: %d models (%s), polled every %s; %s", self.repository.root,
                      self.url, len(names), ", ".join(names) or "none yet",
-                     f"{poll_seconds:g} s" if poll_seconds > 0 else "never (load/unload requests only)")
+                     f"{poll_seconds:g} s" if poll_seconds > 0 else "never (load/unload requests only)",
+                     built.describe())
         elif model is not None:
             batching = (f"batching up to {max_batch_size} rows within {batch_timeout_ms:g} ms"
                         if max_batch_size > 0 else "no batching")
             log.info(
-                "serving model %r (%d inputs, %d outputs) at %s; %s",
-                model.name, len(model.inputs), len(model.outputs), self.url, batching,
+                "serving model %r (%d inputs, %d outputs) at %s; %s; %s",
+                model.name, len(model.inputs), len(model.outputs), self.url, batching, built.describe(),
             )
 
     def _models_ready(self) -> bool:
