@@ -36,37 +36,30 @@ class V2RequestStorage:
 class V2AnswerBytes:
     """BYTES blobs of an encoded v2 answer (its parts view them)."""
 
-# ---- GraphPipe client -------------------------------------------------------------------
+# ---- the call plan: both protocols, as the op calls them ----------------------------------
 
-def infer(
+def call(
     url: str,
-    inputs: Sequence[_Array],
-    wire_types: Sequence[int],
-    input_names: Sequence[str],
-    output_names: Sequence[str],
-    config: bytes,
-    timeout: float,
-    retries: int,
-    max_response_bytes: int,
-) -> list[_Array]: ...
-def metadata(url: str, timeout: float, retries: int, max_response_bytes: int) -> dict[str, Any]: ...
-def connections_opened() -> int: ...
-
-# ---- Open Inference Protocol (v2) client -----------------------------------------------
-
-def v2_model_url(url: str) -> dict[str, str] | None: ...
-def v2_infer(
-    url: str,
+    protocol: str | None,
     inputs: Sequence[_Array],
     type_ids: Sequence[int],
     input_names: Sequence[str],
     output_names: Sequence[str],
+    config: bytes,
     binary: bool,
     timeout: float,
     retries: int,
     max_response_bytes: int,
 ) -> list[_Array]: ...
-def v2_metadata(url: str, timeout: float, retries: int, max_response_bytes: int) -> dict[str, Any]: ...
+def metadata(
+    url: str, protocol: str | None, timeout: float, retries: int, max_response_bytes: int
+) -> dict[str, Any]: ...
+def resolve_protocol(url: str, protocol: str | None) -> str: ...
+def connections_opened() -> int: ...
+
+# ---- Open Inference Protocol (v2) codec, as the client reads it ---------------------------
+
+def v2_model_url(url: str) -> dict[str, str] | None: ...
 def encode_v2_infer_request(
     inputs: Sequence[_Array],
     type_ids: Sequence[int],
