@@ -45,6 +45,13 @@ def test_clone_has_nothing_beside_it(clone: Path) -> None:
     assert (clone / "docs" / "protocol" / "SPEC.md").is_file()
 
 
+def test_nothing_in_the_clone_points_outside_it(clone: Path) -> None:
+    # The notes and vectors used to live in a directory beside the checkout.
+    found = subprocess.run(["git", "grep", "-n", "-e", "../shared", "-e", "/work/shared", "--", ".",
+                            ":!tests/test_standalone_clone.py"], cwd=clone, capture_output=True, text=True, timeout=120)
+    assert found.returncode == 1, found.stdout  # 1: no match
+
+
 def test_clone_passes_the_wire_vector_tests(clone: Path) -> None:
     env = dict(os.environ, PYTHONSAFEPATH="1")  # the installed package, not the clone's sources
     result = subprocess.run(

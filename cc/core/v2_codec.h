@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // The Open Inference Protocol ("KServe v2", REST) codec, with Triton's binary
 // tensor extension: builds the infer requests a client sends, and verifies +
-// decodes infer answers and model metadata (../shared/SPEC_V2.md).
+// decodes infer answers and model metadata (docs/protocol/SPEC_V2.md).
 //
 // A request is a JSON header followed by one blob per binary tensor, in
 // input order. With binary = true (the default) every input travels as a

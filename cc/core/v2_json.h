@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // The JSON text rules of the Open Inference Protocol (v2) that both of its
-// directions share (../shared/SPEC_V2.md section 3): Triton's bare NaN /
+// directions share (docs/protocol/SPEC_V2.md section 3): Triton's bare NaN /
 // Infinity / -Infinity tokens, integers read exactly (never through double),
 // and strings written as JSON only when they are UTF-8.
 //

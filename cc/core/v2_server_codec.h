@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // The server side of the Open Inference Protocol (KServe v2, REST) codec,
-// with Triton's binary tensor extension (../shared/SPEC_V2.md sections 3-4):
+// with Triton's binary tensor extension (docs/protocol/SPEC_V2.md sections 3-4):
 // infer requests decoded, infer answers encoded. The client side is
 // v2_codec.h; both share v2_json.h's JSON rules and dtype.h's types.
 //
