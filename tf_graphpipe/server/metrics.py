@@ -24,7 +24,11 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["CONTENT_TYPE", "ModelMetrics", "ServerMetrics", "metrics_available"]
+from tf_graphpipe.server.answer import Answer
+from tf_graphpipe.server.errors import MethodNotAllowed, NotFound
+from tf_graphpipe.server.routes import TEXT_WIRE, Target
+
+__all__ = ["CONTENT_TYPE", "MetricsRoutes", "ModelMetrics", "ServerMetrics", "metrics_available"]
 
 EXTRA_HINT = "install tf-graphpipe[metrics] (prometheus-client)"
 # Seconds: a small model answers in ~100 µs, a large call takes seconds.
@@ -203,3 +207,25 @@ class _Collector:
         yield bytes_in
         yield bytes_out
         yield from histograms.values()
+
+
+class MetricsRoutes:
+    """``GET /metrics``: the Prometheus text format; 404 naming the reason
+    when metrics are off (``--no-metrics``, or prometheus-client missing)."""
+
+    PATH = b"/metrics"
+
+    def __init__(self, metrics: ServerMetrics | None, off_reason: str = "metrics are off (--no-metrics)") -> None:
+        self.wire = TEXT_WIRE
+        self.metrics = metrics
+        self.off_reason = off_reason
+
+    def resolve(self, method: bytes, path: bytes) -> Target | None:
+        if path != self.PATH:
+            return None
+        if method not in (b"GET", b"HEAD"):
+            raise MethodNotAllowed(f"{method.decode('latin-1')} /metrics: use GET", "GET, HEAD")
+        metrics = self.metrics
+        if metrics is None:
+            raise NotFound(self.off_reason)
+        return Target(self.wire, lambda body, header_length: Answer(200, [metrics.exposition()], CONTENT_TYPE))
