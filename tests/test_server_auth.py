@@ -7,17 +7,23 @@ import http.client
 import json
 import logging
 import os
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 import pytest
 import tensorflow as tf
+import uvicorn
 
 import tf_graphpipe
 from tf_graphpipe import RemoteError, _native
-from tf_graphpipe.server import RunningServer
+from tf_graphpipe.server import RunningServer, load_model
+from tf_graphpipe.server.app import GraphPipeApp
+from tf_graphpipe.server.production import ProductionOptions
 
 FLOAT32 = 10  # GraphPipe wire type of float32
 TOKEN, ROTATED = "s3cr3t-token-value-1c9f", "r0tated-token-value-77ab"
@@ -41,7 +47,7 @@ def server(token_file: Path) -> Iterator[RunningServer]:
         yield running
 
 
-def call(server: RunningServer, method: str, path: str, body: bytes | None = None,
+def call(server: Any, method: str, path: str, body: bytes | None = None,
          token: str | None = None, scheme: str = "Bearer") -> tuple[int, dict[str, str], bytes]:
     connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
     try:
@@ -150,3 +156,30 @@ def test_a_token_file_without_tokens_is_refused_at_start(tmp_path: Path) -> None
     empty.write_text("\n")
     with pytest.raises(ValueError, match="holds no token"):
         tf_graphpipe.serve(double, auth_token_file=empty)
+
+
+def test_the_asgi_app_checks_tokens_and_counts_calls_alike(token_file: Path) -> None:
+    model = load_model(double, name="double")
+    app = GraphPipeApp.for_model(model, production=ProductionOptions(auth_token_file=token_file))
+    asgi = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=asgi.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not asgi.started and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert asgi.started, "uvicorn did not start"
+        port = asgi.servers[0].sockets[0].getsockname()[1]
+        served = SimpleNamespace(port=port)
+        assert call(served, "POST", "/", graphpipe_body())[0] == 401
+        assert call(served, "POST", "/v2/models/double/infer", v2_body(), "wrong")[0] == 401
+        assert call(served, "POST", "/", graphpipe_body(), TOKEN)[0] == 200
+        assert call(served, "GET", "/v2/health/ready")[0] == 200
+        status, _, text = call(served, "GET", "/metrics", None, TOKEN)
+        assert status == 200
+        assert 'graphpipe_requests_total{code="401",model="double",protocol="graphpipe",version="1"} 1.0' in \
+            text.decode()
+    finally:
+        asgi.should_exit = True
+        thread.join(30)
+        app.close()

@@ -27,7 +27,7 @@ __all__ = ["Observation", "RequestObserver"]
 class Observation:
     """One request as observed: when it arrived, its trace, its recorder."""
 
-    __slots__ = ("header", "model", "peer", "recorder", "span", "started", "submitted", "trace")
+    __slots__ = ("header", "model", "peer", "recorder", "run", "span", "started", "submitted", "trace")
 
     def __init__(self, started: float) -> None:
         self.started = started
@@ -38,6 +38,7 @@ class Observation:
         self.span: Any = None
         self.recorder: ModelMetrics | None = None
         self.model: tuple[float, float] | None = None  # the model's run, perf_counter seconds
+        self.run: tuple[float, float, float, int] | None = None  # for the metrics: queued, ran, rows, counted
 
 
 class RequestObserver:
@@ -72,8 +73,8 @@ class RequestObserver:
             else:
                 observation.trace = parent.child() if parent is not None else tracing.new_trace()
             observation.header = parent.header if parent is not None else observation.trace.header
-        elif parent is not None:
-            observation.trace = parent.child()
+        else:  # nothing records a span here: the model's calls are the caller's children
+            observation.trace = parent
         if model is not None and self.metrics is not None:
             recorder = observation.recorder = self.metrics.model(*model)
             if refused:
@@ -89,18 +90,14 @@ class RequestObserver:
         False for the other calls of a merged batch, so the model's runs and
         batch sizes are counted once per run, the queue time once per call."""
         observation.model = (started, ended)
-        recorder = observation.recorder
-        if recorder is not None:
-            recorder.queued(max(0.0, started - observation.submitted))
-            if counted:
-                recorder.ran(ended - started, rows)
+        observation.run = (max(0.0, started - observation.submitted), ended - started, rows, 1 if counted else 0)
 
     def answered(self, observation: Observation, method: bytes, path: bytes, status: int, bytes_in: int,
                  bytes_out: int) -> None:
         """The answer was handed to the transport."""
         finished = time.perf_counter()
         if observation.recorder is not None:
-            observation.recorder.finished(status, finished - observation.started, bytes_out)
+            observation.recorder.finished(status, finished - observation.started, bytes_out, observation.run)
         if observation.span is not None:
             model = observation.model
             queued = (observation.submitted, model[0]) if model is not None else None
