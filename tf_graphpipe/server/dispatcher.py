@@ -89,7 +89,7 @@ class Request:
     """
 
     __slots__ = ("answer", "call", "failed", "header_length", "lease", "method", "outcome", "path", "refused",
-                 "reply", "seen", "target", "timed", "told", "unsent", "write")
+                 "reply", "seen", "target", "timed", "unsent", "write")
 
     def __init__(self, method: bytes, path: bytes, target: Target, header_length: int | None) -> None:
         self.method = method
@@ -107,7 +107,6 @@ class Request:
         self.write: DirectWrite | None = None
         self.unsent: list[Any] | None = None
         self.seen: Observation | None = None  # metrics, access log and trace (production.py)
-        self.told = False  # the observer has heard of the answer (before a worker wrote it)
 
     def done(self) -> None:
         """The answer is handed to the transport: the body's budget goes back."""
@@ -215,7 +214,9 @@ class Dispatcher:
         served: ServedModel = request.target.served  # type: ignore[assignment]
         request.call = outcome
         request.reply = reply
-        request.write = write
+        # An observed request (metrics, access log, spans) is answered from the
+        # loop: the observer, loop-only, must hear of it before the client does.
+        request.write = write if request.seen is None else None
         if request.seen is not None:
             request.seen.submitted = time.perf_counter()
         if served.batcher is not None:
@@ -270,11 +271,6 @@ class Dispatcher:
         answer = request.answer = self._rendered(request)
         write, request.write = request.write, None
         if write is not None and not inline and not answer.close:
-            if seen is not None:  # the observer hears of the answer before the client does
-                lease = request.lease
-                self.observer.answered(seen, request.method, request.path, answer.status,
-                                       lease.filled if lease is not None else 0, answer.length)
-                request.told = True
             request.unsent = write(answer)
             if request.unsent == [] and request.lease is not None:
                 # All of it is in the kernel and this worker still holds the
@@ -318,8 +314,7 @@ class Dispatcher:
         seen: Observation = request.seen  # type: ignore[assignment]
 
         def observed(answer: Answer) -> None:
-            if not request.told:
-                self.observer.answered(seen, request.method, request.path, answer.status, body_bytes, answer.length)
+            self.observer.answered(seen, request.method, request.path, answer.status, body_bytes, answer.length)
             reply(answer)
 
         return observed
