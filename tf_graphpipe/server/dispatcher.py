@@ -26,6 +26,7 @@ A front end calls, on the event loop thread::
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import time
 from collections.abc import Callable
 from typing import Any
@@ -88,8 +89,8 @@ class Request:
         lease: where the body goes (``BodyLease``); released by ``done``.
     """
 
-    __slots__ = ("answer", "call", "failed", "header_length", "lease", "method", "outcome", "path", "refused",
-                 "reply", "seen", "target", "timed", "unsent", "write")
+    __slots__ = ("answer", "call", "failed", "header_length", "held", "lease", "method", "outcome", "path",
+                 "refused", "reply", "seen", "target", "timed", "unsent", "write")
 
     def __init__(self, method: bytes, path: bytes, target: Target, header_length: int | None) -> None:
         self.method = method
@@ -106,13 +107,18 @@ class Request:
         self.answer: Answer | None = None
         self.write: DirectWrite | None = None
         self.unsent: list[Any] | None = None
+        self.held: ServedModel | None = None  # the model version this request holds a lease on
         self.seen: Observation | None = None  # metrics, access log and trace (production.py)
 
     def done(self) -> None:
-        """The answer is handed to the transport: the body's budget goes back."""
+        """The answer is handed to the transport: the body's budget goes
+        back, and the model version's lease."""
         if self.lease is not None:
             self.lease.release()
             self.lease = None
+        if self.held is not None:
+            self.held.exit()
+            self.held = None
 
     @property
     def where(self) -> str:
@@ -127,6 +133,8 @@ class Dispatcher:
         workers: the threads model calls run on.
         budget: request bytes in flight, and the per-body limit.
         debug: tracebacks in error answers.
+        models_ready: whether every model is loaded (a model repository's
+            readiness); the readiness routes say ready only then.
         production: tokens, metrics, access log and tracing (``production``).
 
     Attributes:
@@ -134,17 +142,20 @@ class Dispatcher:
     """
 
     def __init__(self, models: ModelLookup, workers: ModelWorkers, budget: BodyBudget | None = None, *,
-                 debug: bool = False, production: Production | None = None) -> None:
+                 debug: bool = False, models_ready: Callable[[], bool] | None = None,
+                 production: Production | None = None) -> None:
         self.models = models
         self.workers = workers
         self.budget = budget or BodyBudget()
         self.debug = debug
         self.ready = True
+        self.models_ready = models_ready
         production = production or Production()
         self.auth = production.auth
         self.observer = production.observer
         is_ready = self.is_ready
-        self.routes: list[Routes] = [HealthRoutes(is_ready), production.metrics_routes, V2Routes(models, is_ready),
+        self.routes: list[Routes] = [HealthRoutes(is_ready), production.metrics_routes,
+                                     V2Routes(models, is_ready, lambda: self.ready),
                                      GraphPipeRoutes(models)]
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -153,7 +164,7 @@ class Dispatcher:
         return self.budget.max_request_bytes
 
     def is_ready(self) -> bool:
-        return self.ready
+        return self.ready and (self.models_ready is None or self.models_ready())
 
     # ---- the request path -----------------------------------------------------------
 
@@ -165,7 +176,13 @@ class Dispatcher:
         ``authorization``, ``traceparent``: those headers' values; ``peer``:
         the client's address, for the access log). Never raises."""
         target = self._resolve(method, path)
+        if target.served is not None and not target.served.enter():
+            # The version was retired since the lookup; the table that replaced it is published.
+            target = self._resolve(method, path)
+            if target.served is not None and not target.served.enter():
+                target = _failing(target.wire, NotFound(f"{path.decode('latin-1')}: the model is being unloaded"))
         request = Request(method, path, target, header_length)
+        request.held = target.served
         try:
             if self.auth is not None:
                 refusal = self.auth.refusal(path, authorization)
@@ -174,6 +191,7 @@ class Dispatcher:
             request.lease = self.budget.lease(content_length, header_length if header_length else 0)
         except ServerError as exc:
             request.refused = target.wire.error(failure(exc, request.where, close=True))
+            request.done()  # no call will run: the model version's lease goes back now
         observer = self.observer
         if observer.active or traceparent is not None:
             model = _model_labels(method, path, target)
@@ -210,6 +228,9 @@ class Dispatcher:
             return
         if isinstance(outcome, Answer):
             reply(outcome)
+            return
+        if isinstance(outcome, concurrent.futures.Future):  # answered later, on another thread
+            self._when_done(request, outcome, reply)
             return
         served: ServedModel = request.target.served  # type: ignore[assignment]
         request.call = outcome
@@ -305,6 +326,23 @@ class Dispatcher:
         request.write = None
         request.answer = self._rendered(request)
         self._answer(request)
+
+    def _when_done(self, request: Request, future: concurrent.futures.Future[Answer], reply: Reply) -> None:
+        """Replies, on the loop, once ``future`` (a model repository's load or
+        unload) resolves."""
+        loop = asyncio.get_running_loop()
+
+        def answer(done: concurrent.futures.Future[Answer]) -> None:  # on the loop
+            error = done.exception()
+            reply(done.result() if error is None else self._error(request, error))
+
+        def resolved(done: concurrent.futures.Future[Answer]) -> None:
+            try:
+                loop.call_soon_threadsafe(answer, done)
+            except RuntimeError:  # the loop is gone (shutdown): nobody to answer
+                pass
+
+        future.add_done_callback(resolved)
 
     def _error(self, request: Request, exc: BaseException) -> Answer:
         return request.target.wire.error(failure(exc, request.where, debug=self.debug))
