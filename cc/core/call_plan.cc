@@ -168,6 +168,12 @@ Status RemoteCall::Assemble(HttpRequest* request) {
     request->body = graphpipe_request_.Parts();
     return Status::Ok();
   }
+  if (!v2_names_from_metadata_ && v2_input_names_.size() != inputs_.size()) {
+    return Status(Code::kInvalidArgument,
+                  "input_names has " + std::to_string(v2_input_names_.size()) + " names (" +
+                      Joined(v2_input_names_) + "), the call gives " +
+                      std::to_string(inputs_.size()) + " tensors");
+  }
   if (v2_input_names_.size() != inputs_.size()) {
     return Status(Code::kInvalidArgument,
                   "model '" + target_.v2.model + "' at " + target_.v2.metadata_url + " has " +

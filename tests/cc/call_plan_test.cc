@@ -266,6 +266,18 @@ TEST(RemoteCall, V2InputCountDifferentFromTheModelsIsRefusedBeforeSending) {
   EXPECT_EQ(transport.sent().size(), 1u);  // the metadata only
 }
 
+TEST(RemoteCall, V2GivenNamesOfAnotherCountAreRefusedBeforeSending) {
+  FakeTransport transport;
+  auto options = Options(ProtocolChoice::kV2);
+  options->input_names = {"x", "y"};
+  V2InputNames cache;
+  RemoteCall call(options, kV2Url, {Floats(kA, 2)}, InTenSeconds(), &cache);
+  Status status = call.Run(&transport);
+  EXPECT_EQ(status.code(), Code::kInvalidArgument);
+  EXPECT_EQ(status.message(), "input_names has 2 names (x, y), the call gives 1 tensors");
+  EXPECT_TRUE(transport.sent().empty());
+}
+
 TEST(RemoteCall, V2MetadataFailureSaysHowToSkipItAndKeepsItsCode) {
   FakeTransport transport;
   transport.Answer(404, R"({"error":"unknown model 'adder'"})");
