@@ -114,6 +114,22 @@ def test_json_data_of_every_datatype_decodes_exactly_into_arrays_of_their_own() 
             assert got.flags.writeable and not np.shares_memory(got, np.frombuffer(body, np.uint8))
 
 
+@pytest.mark.parametrize("datatype, dtype", [("FP16", np.float16), ("BF16", ml_dtypes.bfloat16)])
+def test_json_numbers_round_to_fp16_and_bf16_as_numpy_and_ml_dtypes_do(datatype: str, dtype: Any) -> None:
+    rng = np.random.default_rng(1)
+    values = np.concatenate([
+        rng.standard_normal(4000) * 10.0 ** rng.integers(-9, 6, 4000),  # normals, subnormals, overflow
+        np.arange(0, 2048, 1.0) + 0.5,  # ties at the edge of FP16's integers
+        [65519.99, 65520.0, 2.0**-24, 2.0**-25, 3 * 2.0**-26, 2.0**-14 - 2.0**-25, 1e-30, -1e10],
+    ]).tolist()
+    body = json.dumps({"inputs": [{"name": "x", "datatype": datatype, "shape": [len(values)], "data": values}]})
+    (got,) = decode_request(body.encode(), None).inputs
+    with np.errstate(over="ignore"):
+        want = np.array(values, dtype=dtype)
+    assert got.dtype == want.dtype
+    np.testing.assert_array_equal(got.view(np.uint16), want.view(np.uint16))  # bit for bit
+
+
 def test_json_data_may_be_flat_or_nested_and_integers_stay_exact() -> None:
     body = json.dumps({"inputs": [
         {"name": "flat", "datatype": "INT64", "shape": [2, 2], "data": [-(2**63), 2**63 - 1, 3, 4]},

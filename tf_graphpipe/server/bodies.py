@@ -183,6 +183,11 @@ def _pooled_body(pool: BufferPool, size: int, align_at: int) -> np.ndarray:
 
 
 def _small_body(size: int, align_at: int) -> np.ndarray:
+    if not align_at:
+        # malloc's 16-byte alignment suits every dtype's own; a 64-byte start
+        # (what TensorFlow needs to alias a tensor) would cost more to find
+        # (``.ctypes`` is ~4 us) than copying a small input does.
+        return np.empty(size, np.uint8)
     buffer = np.empty(size + BLOB_ALIGNMENT, np.uint8)
     shift = -(buffer.ctypes.data + align_at) % BLOB_ALIGNMENT
     return buffer[shift:shift + size]

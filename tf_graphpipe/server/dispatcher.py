@@ -30,10 +30,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from tf_graphpipe import tracing
 from tf_graphpipe.server.answer import Answer
 from tf_graphpipe.server.bodies import BodyBudget, BodyLease
 from tf_graphpipe.server.errors import NotFound, ServerError, failure
 from tf_graphpipe.server.inference import Call
+from tf_graphpipe.server.observe import Observation
+from tf_graphpipe.server.production import Production
 from tf_graphpipe.server.routes import (
     TEXT_WIRE,
     GraphPipeRoutes,
@@ -90,6 +93,7 @@ class Request:
         "path",
         "refused",
         "reply",
+        "seen",
         "target",
         "timed",
     )
@@ -106,6 +110,7 @@ class Request:
         self.failed: BaseException | None = None
         self.timed = False
         self.reply: Reply | None = None
+        self.seen: Observation | None = None  # metrics, access log and trace (production.py)
 
     def done(self) -> None:
         """The answer is handed to the transport: the body's budget goes back."""
@@ -126,20 +131,25 @@ class Dispatcher:
         workers: the threads model calls run on.
         budget: request bytes in flight, and the per-body limit.
         debug: tracebacks in error answers.
+        production: tokens, metrics, access log and tracing (``production``).
 
     Attributes:
         ready: False once the server is shutting down (readiness routes say so).
     """
 
     def __init__(self, models: ModelLookup, workers: ModelWorkers, budget: BodyBudget | None = None, *,
-                 debug: bool = False) -> None:
+                 debug: bool = False, production: Production | None = None) -> None:
         self.models = models
         self.workers = workers
         self.budget = budget or BodyBudget()
         self.debug = debug
         self.ready = True
+        production = production or Production()
+        self.auth = production.auth
+        self.observer = production.observer
         is_ready = self.is_ready
-        self.routes: list[Routes] = [HealthRoutes(is_ready), V2Routes(models, is_ready), GraphPipeRoutes(models)]
+        self.routes: list[Routes] = [HealthRoutes(is_ready), production.metrics_routes, V2Routes(models, is_ready),
+                                     GraphPipeRoutes(models)]
         self._tasks: set[asyncio.Task[None]] = set()
 
     @property
@@ -151,16 +161,31 @@ class Dispatcher:
 
     # ---- the request path -----------------------------------------------------------
 
-    def begin(self, method: bytes, path: bytes, content_length: int | None, header_length: int | None) -> Request:
+    def begin(self, method: bytes, path: bytes, content_length: int | None, header_length: int | None,
+              authorization: bytes | None = None, traceparent: bytes | None = None, peer: str = "-") -> Request:
         """A request whose head has arrived (``path`` without the query;
         ``content_length`` None: chunked or unknown; ``header_length``: v2's
-        Inference-Header-Content-Length, -1 when not a number). Never raises."""
+        Inference-Header-Content-Length, -1 when not a number;
+        ``authorization``, ``traceparent``: those headers' values; ``peer``:
+        the client's address, for the access log). Never raises."""
         target = self._resolve(method, path)
         request = Request(method, path, target, header_length)
         try:
+            if self.auth is not None:
+                refusal = self.auth.refusal(path, authorization)
+                if refusal is not None:
+                    raise refusal
             request.lease = self.budget.lease(content_length, header_length if header_length else 0)
         except ServerError as exc:
             request.refused = target.wire.error(failure(exc, request.where, close=True))
+        observer = self.observer
+        if observer.active or traceparent is not None:
+            model = _model_labels(method, path, target)
+            request.seen = seen = observer.begin(traceparent, model, content_length or 0,
+                                                 request.refused.status if request.refused is not None else 0)
+            seen.peer = peer
+            if request.refused is not None:
+                observer.answered(seen, method, path, request.refused.status, 0, request.refused.length)
         return request
 
     def _resolve(self, method: bytes, path: bytes) -> Target:
@@ -178,6 +203,8 @@ class Dispatcher:
         event loop thread (maybe before this returns)."""
         lease = request.lease
         body = lease.body() if lease is not None else b""
+        if request.seen is not None:  # answers go out through the observer
+            reply = self._observed(request, reply, len(body))
         try:
             outcome = request.target.respond(body, request.header_length)
         except Exception as exc:  # noqa: BLE001 - the caller's mistake, or ours: an answer
@@ -189,6 +216,8 @@ class Dispatcher:
         served: ServedModel = request.target.served  # type: ignore[assignment]
         request.call = outcome
         request.reply = reply
+        if request.seen is not None:
+            request.seen.submitted = time.perf_counter()
         if served.batcher is not None:
             task = asyncio.get_running_loop().create_task(self._batched(served, request))
             self._tasks.add(task)
@@ -219,15 +248,24 @@ class Dispatcher:
     def _run(self, request: Request, inline: bool = False) -> Request:
         """On a worker (or inline, on the loop): runs the call. Never raises."""
         served: ServedModel = request.target.served  # type: ignore[assignment]
+        seen = request.seen
+        rows = _rows(request.call) if seen is not None else 0  # type: ignore[arg-type]
         start = time.perf_counter()
         try:
-            request.outcome = served.runner.execute(request.call)  # type: ignore[arg-type]
+            if seen is not None and seen.trace is not None:
+                with tracing.use(seen.trace):  # the model's own calls carry the request's trace on
+                    request.outcome = served.runner.execute(request.call)  # type: ignore[arg-type]
+            else:
+                request.outcome = served.runner.execute(request.call)  # type: ignore[arg-type]
         except Exception as exc:  # noqa: BLE001 - every failure becomes an answer
             request.failed = exc
+        end = time.perf_counter()
         # The call's inputs are views of the body: drop them before the answer.
         request.call = None
         if request.timed:
-            served.inline.record(time.perf_counter() - start, inline)
+            served.inline.record(end - start, inline)
+        if seen is not None:
+            self.observer.ran(seen, start, end, rows)
         return request
 
     def _answer(self, request: Request) -> None:
@@ -246,11 +284,43 @@ class Dispatcher:
             request.outcome = await served.batcher.submit(request.call)  # type: ignore[union-attr, arg-type]
         except Exception as exc:  # noqa: BLE001 - every failure becomes an answer
             request.failed = exc
+        if request.seen is not None and request.call is not None and request.call.ran is not None:
+            self.observer.ran(request.seen, *request.call.ran)  # as the batcher timed it
         request.call = None
         self._answer(request)
 
     def _error(self, request: Request, exc: BaseException) -> Answer:
         return request.target.wire.error(failure(exc, request.where, debug=self.debug))
+
+    def _observed(self, request: Request, reply: Reply, body_bytes: int) -> Reply:
+        """``reply``, telling the observer first (metrics, access log, spans)."""
+        seen: Observation = request.seen  # type: ignore[assignment]
+
+        def observed(answer: Answer) -> None:
+            self.observer.answered(seen, request.method, request.path, answer.status, body_bytes, answer.length)
+            reply(answer)
+
+        return observed
+
+
+def _rows(call: Call) -> int:
+    """The rows a call runs on, for the batch-size metric (0: not known)."""
+    if call.rows:
+        return call.rows
+    first = call.inputs[0] if call.inputs else None
+    return int(first.shape[0]) if first is not None and first.ndim > 0 else 0
+
+
+def _model_labels(method: bytes, path: bytes, target: Target) -> tuple[str, str, str] | None:
+    """(model, version, protocol) of an inference request, for metrics; None
+    for the others. A v2 call to a model this server does not serve counts
+    under model "" (label values never come from the caller)."""
+    if method != b"POST":
+        return None
+    served = target.served
+    if served is not None:
+        return served.name, served.version, target.wire.name
+    return ("", "", "v2") if is_v2_path(path) else None
 
 
 def _failing(wire: Any, exc: ServerError) -> Target:

@@ -48,6 +48,7 @@ import asyncio
 import collections
 import logging
 import socket
+import ssl
 import time
 
 import httptools
@@ -86,6 +87,8 @@ class HttpServer:
         max_header_bytes: largest request line + headers.
         max_connections: connections open at once; one more is answered 503.
         graceful_timeout: seconds ``shutdown`` waits for requests in flight.
+        ssl_context: serve TLS with it (asyncio's SSL transport: a body is
+            still decrypted straight into its lease's buffer).
     """
 
     def __init__(
@@ -97,6 +100,7 @@ class HttpServer:
         max_header_bytes: int = 64 << 10,
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
         graceful_timeout: float = 10.0,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         if max_connections < 1:
             raise ValueError(f"max_connections must be >= 1, got {max_connections}")
@@ -106,6 +110,7 @@ class HttpServer:
         self.max_header_bytes = max_header_bytes
         self.max_connections = max_connections
         self.graceful_timeout = graceful_timeout
+        self.ssl_context = ssl_context
         self.connections: set[_Connection] = set()
         self.admitted = 0  # connections counted against max_connections
         self.heads = Heads()
@@ -122,7 +127,8 @@ class HttpServer:
         self.loop = asyncio.get_running_loop()
         self.clock = self.loop.time()
         for sock in sockets:
-            self._servers.append(await self.loop.create_server(lambda: _Connection(self), sock=sock, backlog=2048))
+            self._servers.append(await self.loop.create_server(lambda: _Connection(self), sock=sock, backlog=2048,
+                                                               ssl=self.ssl_context))
         self._sweep()
 
     def _sweep(self) -> None:
@@ -179,6 +185,7 @@ class _Connection(asyncio.BufferedProtocol):
         self.writing_paused_since: float | None = None
         self.linger: asyncio.TimerHandle | None = None
         self.continue_owed = False  # 100 Continue to send once earlier answers are out
+        self.peer = "-"  # host:port of the client, for the access log
         self._reset_message()
 
     def _reset_message(self) -> None:
@@ -192,6 +199,8 @@ class _Connection(asyncio.BufferedProtocol):
         self.content_length: int | None = None
         self.chunked = False
         self.header_length: int | None = None  # v2 Inference-Header-Content-Length
+        self.authorization: bytes | None = None
+        self.traceparent: bytes | None = None
         self.expect_continue = False
         self.keep_alive = True
         self.started = self.server.clock
@@ -212,6 +221,9 @@ class _Connection(asyncio.BufferedProtocol):
             return
         server.admitted += 1
         self.admitted = True
+        peer = transport.get_extra_info("peername")
+        if isinstance(peer, tuple) and len(peer) >= 2:
+            self.peer = f"{peer[0]}:{peer[1]}"
         sock = transport.get_extra_info("socket")
         if sock is not None:
             try:
@@ -315,6 +327,10 @@ class _Connection(asyncio.BufferedProtocol):
             self.expect_continue = value.lower() == b"100-continue"
         elif size == 31 and name.lower() == b"inference-header-content-length":
             self.header_length = int(value) if value.isdigit() else -1  # -1: refused by the v2 decoder
+        elif size == 13 and name.lower() == b"authorization":
+            self.authorization = value
+        elif size == 11 and name.lower() == b"traceparent":
+            self.traceparent = value
 
     def on_headers_complete(self) -> None:
         if self.discarding:
@@ -323,7 +339,7 @@ class _Connection(asyncio.BufferedProtocol):
         self.keep_alive = self.parser.should_keep_alive()
         length = self.content_length if self.content_length is not None or self.chunked else 0
         request = self.dispatcher.begin(self.parser.get_method(), self.url.partition(b"?")[0], length,
-                                        self.header_length)
+                                        self.header_length, self.authorization, self.traceparent, self.peer)
         if request.refused is not None:
             self._refuse_with(request.refused)
             return

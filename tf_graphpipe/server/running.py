@@ -21,6 +21,7 @@ from tf_graphpipe.server.http_server import DEFAULT_MAX_CONNECTIONS, HttpServer
 from tf_graphpipe.server.inline import DEFAULT_INLINE_MAX_US
 from tf_graphpipe.server.loading import load_model
 from tf_graphpipe.server.model import Model
+from tf_graphpipe.server.production import ProductionOptions
 from tf_graphpipe.server.served import ServedModel
 from tf_graphpipe.server.specs import IOSpec, parse_spec
 from tf_graphpipe.server.workers import ModelWorkers
@@ -56,6 +57,13 @@ def serve(
     input_specs: Sequence[IOSpec | str] | None = None,
     output_specs: Sequence[IOSpec | str] | None = None,
     onnx: SessionSettings | None = None,
+    tls_cert: str | os.PathLike[str] | None = None,
+    tls_key: str | os.PathLike[str] | None = None,
+    tls_client_ca: str | os.PathLike[str] | None = None,
+    auth_token_file: str | os.PathLike[str] | None = None,
+    auth_health: bool = False,
+    metrics: bool | None = None,
+    access_log: bool = False,
 ) -> RunningServer:
     """Serves ``model`` over GraphPipe from a background thread; the same port
     answers the Open Inference Protocol (KServe v2: ``tritonclient``, or
@@ -91,6 +99,19 @@ def serve(
             ``IOSpec`` or ``"name:dtype:shape"`` strings (e.g. ``"x:float32:-1,4"``).
         onnx: ONNX Runtime's threads and graph optimisation for an ``.onnx``
             model (``tf_graphpipe.server.onnx_models.SessionSettings``).
+        tls_cert, tls_key: serve HTTPS with this PEM certificate (chain, leaf
+            first) and its unencrypted key (default: in ``tls_cert``).
+        tls_client_ca: mutual TLS: clients without a certificate signed by a
+            CA in this PEM file are refused in the handshake.
+        auth_token_file: require ``Authorization: Bearer <token>`` with a
+            token listed in this file (one per line, re-read when it changes);
+            others get 401. Health routes answer without one unless
+            ``auth_health``.
+        auth_health: require the token on health routes too.
+        metrics: ``/metrics`` in the Prometheus format; None (default): on
+            when prometheus-client is installed (``tf-graphpipe[metrics]``).
+        access_log: one line per request, with its ``traceparent``, on the
+            ``tf_graphpipe.access`` logger (INFO).
 
     Returns:
         A ``RunningServer``, already accepting connections; close it (or use
@@ -129,6 +150,8 @@ def serve(
         debug=debug,
         workers=workers,
         inline_max_us=inline_max_us,
+        production=ProductionOptions(tls_cert, tls_key, tls_client_ca, auth_token_file, auth_health, metrics,
+                                     access_log),
     )
 
 
@@ -143,7 +166,7 @@ class RunningServer:
     loop (uvloop when installed) and its own model worker threads.
 
     Attributes:
-        url: ``http://HOST:PORT``, the model's URL.
+        url: ``http://HOST:PORT`` (``https://`` with TLS), the model's URL.
         host, port: where it listens.
         model: the served ``Model``.
         dispatcher: what it answers (routes, limits, scheduling); its
@@ -167,8 +190,10 @@ class RunningServer:
         keep_alive_timeout: float = KEEP_ALIVE_SECONDS,
         request_timeout: float = REQUEST_TIMEOUT_SECONDS,
         graceful_timeout: float = GRACEFUL_SHUTDOWN_SECONDS,
+        production: ProductionOptions | None = None,
     ) -> None:
         self.model = model
+        built = (production or ProductionOptions()).build()  # files read and checked before any thread starts
         self._workers = ModelWorkers(workers or min(8, (os.cpu_count() or 1) + 2))
         try:
             if max_inflight_bytes is None:
@@ -176,13 +201,15 @@ class RunningServer:
             served = ServedModel(model, self._workers, debug=debug, max_batch_size=max_batch_size,
                                  batch_timeout_ms=batch_timeout_ms, inline_max_us=inline_max_us)
             self.dispatcher = Dispatcher(SingleModel(served), self._workers,
-                                         BodyBudget(max_inflight_bytes, max_request_bytes), debug=debug)
+                                         BodyBudget(max_inflight_bytes, max_request_bytes), debug=debug,
+                                         production=built)
             self._http = HttpServer(
                 self.dispatcher,
                 keep_alive_timeout=keep_alive_timeout,
                 request_timeout=request_timeout,
                 max_connections=max_connections,
                 graceful_timeout=graceful_timeout,
+                ssl_context=built.ssl_context,
             )
             self._socket = _listen(host, port)
         except BaseException:
@@ -190,7 +217,8 @@ class RunningServer:
             raise
         self.host = host
         self.port = self._socket.getsockname()[1]
-        self.url = f"http://[{host}]:{self.port}" if ":" in host else f"http://{host}:{self.port}"
+        scheme = built.scheme
+        self.url = f"{scheme}://[{host}]:{self.port}" if ":" in host else f"{scheme}://{host}:{self.port}"
         self._loop = _new_event_loop()
         self._stop: asyncio.Event | None = None
         self._started = threading.Event()
@@ -205,8 +233,8 @@ class RunningServer:
         batching = (f"batching up to {max_batch_size} rows within {batch_timeout_ms:g} ms"
                     if max_batch_size > 0 else "no batching")
         log.info(
-            "serving model %r (%d inputs, %d outputs) at %s; %s",
-            model.name, len(model.inputs), len(model.outputs), self.url, batching,
+            "serving model %r (%d inputs, %d outputs) at %s; %s; %s",
+            model.name, len(model.inputs), len(model.outputs), self.url, batching, built.describe(),
         )
 
     def _run(self) -> None:
