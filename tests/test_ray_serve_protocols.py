@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 import tf_graphpipe
+
 from support import peer_venvs, ray_models
 from support.ray_cluster import RayTestCluster
 

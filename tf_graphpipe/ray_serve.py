@@ -34,6 +34,7 @@ From Ray's own tooling, with ``build`` (an application builder)::
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 from collections.abc import Callable, Mapping, Sequence
@@ -367,7 +368,7 @@ def run(
         with socket.socket() as probe:
             probe.bind((host, 0))
             port = probe.getsockname()[1]
-    ray.init(address=address, logging_level="warning", log_to_driver=False)
+    ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
     try:
         serve.start(http_options={"host": host, "port": port}, proxy_location="HeadOnly")
         serve.run(application, name=app_name, route_prefix=route_prefix)
@@ -383,7 +384,8 @@ def _root_url() -> str | None:
     try:
         from ray.serve.context import _get_global_client
 
-        return str(_get_global_client().root_url) or None
+        client = _get_global_client()
+        return str(client.root_url) if client is not None and client.root_url else None
     except Exception:  # noqa: BLE001 - a private API: fall back to what we asked for
         return None
 

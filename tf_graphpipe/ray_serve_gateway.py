@@ -32,10 +32,10 @@ from typing import Any
 import numpy as np
 
 from tf_graphpipe import _native
+from tf_graphpipe.ray_serve_replica import Answer, mounted_scope
 from tf_graphpipe.server.app import Receive, Scope, Send
 from tf_graphpipe.server.v2_endpoint import is_v2_path
 from tf_graphpipe.server.v2_wire import json_answer
-from tf_graphpipe.ray_serve_replica import Answer, mounted_scope
 
 __all__ = ["DEFAULT_LOST_AFTER_S", "Gateway"]
 
@@ -99,8 +99,7 @@ class Gateway:
         body = await self._read_body(scope, receive)
         if body is None:
             return  # the client went away
-        forwarded = {key: scope[key] for key in _FORWARDED_SCOPE_KEYS if key in scope}
-        forwarded = mounted_scope(forwarded)
+        forwarded = mounted_scope({key: scope[key] for key in _FORWARDED_SCOPE_KEYS if key in scope})
         try:
             status, headers, parts = await self._call(forwarded, body)
         except ReplicaLost as exc:
