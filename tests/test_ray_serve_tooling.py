@@ -67,8 +67,10 @@ applications:
       max_batch_size: 8
       ray_actor_options: {{num_cpus: 0.25}}
 """)
-    serve_run(ray_cluster, tmp_path, str(config))
+    serve_run(ray_cluster, tmp_path, str(config))  # returns once the config is submitted
     try:
+        wait_until(lambda: getattr(serve.status().applications.get("configured"), "status", "") == "RUNNING",
+                   180, "the configured application running")
         answers(ray_cluster.url + "/configured", "configured")
     finally:
         serve.delete("configured")

@@ -228,6 +228,8 @@ def _serve_on_ray(args: argparse.Namespace, stop: threading.Event, previous: dic
             num_replicas=args.replicas,
             autoscaling_config=parse_autoscale(args.autoscale) if args.autoscale else None,
         )
+        for sig in previous:  # ray.init installs its own handlers, which abort the process
+            signal.signal(sig, lambda signum, frame: stop.set())
         with application:
             print(application.url, flush=True)
             stop.wait()
