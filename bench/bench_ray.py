@@ -38,8 +38,21 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import SEED_REQUEST, SEED_RESPONSE, Report, bench_main, free_port, interleaved, median, md_table, percentile  # noqa: E402,E501
+from _common import (  # noqa: E402
+    SEED_REQUEST,
+    SEED_RESPONSE,
+    Report,
+    bench_main,
+    free_port,
+    interleaved,
+    md_table,
+    median,
+    percentile,
+)
 
+BENCH = Path(__file__).resolve().parent
+# Replicas import this module's models (``bench_ray:busy``) from bench/.
+ON_REPLICAS = {"runtime_env": {"env_vars": {"PYTHONPATH": str(BENCH)}}}
 SMALL = (1, 4)
 BUSY_SECONDS = 0.04
 _SEED_ANSWER: np.ndarray | None = None
@@ -126,7 +139,7 @@ def seed_rows(report: Report, url: str, reps: int, small_calls: int) -> None:
     bare = serve.deployment(serve.ingress()(BareSeed), name="Bare", ray_actor_options={"num_cpus": 0.5})
     serve.run(bare.bind(), name="bare", route_prefix="/bare")
     common: dict[str, Any] = {"name": "seed", "input_specs": ["x:float32:-1,-1,-1,-1"],
-                              "ray_actor_options": {"num_cpus": 0.5}}
+                              "ray_actor_options": {"num_cpus": 0.5, **ON_REPLICAS}}
     serve.run(deployment("bench_ray:constant_seed", **common), name="gateway", route_prefix="/gateway")
     serve.run(deployment("bench_ray:constant_seed", gateway=False, **common), name="direct", route_prefix="/direct")
     paths = ["bare", "gateway", "direct"]
@@ -182,7 +195,7 @@ def scaling_rows(report: Report, url: str, rounds: int, seconds: float) -> None:
     def deploy(replicas: int) -> None:
         serve.run(deployment("bench_ray:busy", name="busy", input_specs=["x:float32:-1,4"], workers=1,
                              num_replicas=replicas, max_ongoing_requests=4,
-                             ray_actor_options={"num_cpus": 1}), name="busy", route_prefix="/busy")
+                             ray_actor_options={"num_cpus": 1, **ON_REPLICAS}), name="busy", route_prefix="/busy")
 
     def rate() -> float:
         done = [0]
