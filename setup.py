@@ -84,7 +84,7 @@ ParallelCompile("TF_GRAPHPIPE_BUILD_JOBS", default=os.cpu_count() or 2).install(
 
 native = Pybind11Extension(
     "tf_graphpipe._native",
-    sources=[*CORE_SOURCES, "cc/python/native_module.cc", "cc/python/numpy_views.cc"],
+    sources=[*CORE_SOURCES, *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "cc" / "python").glob("*.cc"))],
     libraries=["curl"],
     extra_compile_args=COMMON_FLAGS,
     cxx_std=17,

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import struct
 import sys
 from pathlib import Path
@@ -131,6 +130,69 @@ def v2_answer_seeds() -> list[bytes]:
     ]
 
 
+def _v2_request(body: bytes, json_length: int | None = None) -> bytes:
+    """A decode_v2_request_fuzzer input (see decode_v2_request_fuzzer.cc)."""
+    if json_length is None:
+        return bytes([0, 0, 0]) + body
+    return bytes([1, json_length & 0xFF, json_length >> 8]) + body
+
+
+def _raw_v2_request(type_id: int, shape_pattern: int, body: bytes) -> bytes:
+    return bytes([3, type_id, shape_pattern]) + body
+
+
+def v2_request_seeds() -> list[bytes]:
+    def binary(inputs: list[tuple[str, str, list[int], bytes]], **extra: object) -> bytes:
+        header = json.dumps({"inputs": [
+            {"name": n, "datatype": t, "shape": s, "parameters": {"binary_data_size": len(b)}}
+            for n, t, s, b in inputs], **extra}).encode()
+        return _v2_request(header + b"".join(b for *_, b in inputs), len(header))
+
+    def as_json(**request: object) -> bytes:
+        return _v2_request(json.dumps(request).encode())
+
+    strings = struct.pack("<I", 3) + b"a\x00b" + struct.pack("<I", 0) + struct.pack("<I", 2) + b"\xff\xfe"
+    every_type = [
+        {"name": "b", "datatype": "BOOL", "shape": [2], "data": [True, False]},
+        {"name": "u8", "datatype": "UINT8", "shape": [2], "data": [0, 255]},
+        {"name": "u64", "datatype": "UINT64", "shape": [1], "data": [18446744073709551615]},
+        {"name": "i64", "datatype": "INT64", "shape": [1, 2], "data": [[-9223372036854775808, 7]]},
+        {"name": "h", "datatype": "FP16", "shape": [2], "data": [1.5, 65504]},
+        {"name": "bf", "datatype": "BF16", "shape": [1], "data": [-2.0]},
+        {"name": "f", "datatype": "FP32", "shape": [3], "data": [0.1, -0.0, 3.4e38]},
+        {"name": "d", "datatype": "FP64", "shape": [], "data": 1e-300},
+        {"name": "s", "datatype": "BYTES", "shape": [2], "data": ["caf\u00e9", ""]},
+    ]
+    non_finite = json.dumps({"inputs": [{"name": "f", "datatype": "FP32", "shape": [3],
+                                         "data": [float("nan"), float("inf"), float("-inf")]}]}).encode()
+    assert b"NaN" in non_finite  # Python writes Triton's bare tokens
+    return [
+        # what tritonclient sends: binary inputs, requested outputs, id and parameters
+        binary([("x", "FP32", [1, 2], struct.pack("<2f", 1.5, -2.0)), ("y", "INT64", [1], struct.pack("<q", 7))],
+               id="r1", parameters={"timeout": 1500, "priority": 1},
+               outputs=[{"name": "sum", "parameters": {"binary_data": True}}, {"name": "neg"}]),
+        binary([("s", "BYTES", [3], strings)], parameters={"binary_data_output": True}),
+        binary([("m", "BOOL", [3], b"\x01\x00\x01"), ("e", "FP32", [0, 3], b"")]),
+        binary([("h", "FP16", [2], b"\x00\x3c\x00\xbc"), ("bf", "BF16", [1], b"\x80\x3f")]),
+        as_json(inputs=every_type, outputs=[{"name": "o", "parameters": {"binary_data": False}}]),
+        _v2_request(non_finite),
+        as_json(inputs=[{"name": "x", "datatype": "FP32", "shape": [2, 2], "data": [[1, 2], [3, 4]]}]),
+        # refusals: lying sizes, wrong types, shared memory, trailing bytes, a bad header length
+        binary([("x", "FP32", [2], b"\0" * 4)]),
+        binary([("s", "BYTES", [1 << 40], b"\0" * 8)]),
+        as_json(inputs=[{"name": "x", "datatype": "FP32", "shape": [1 << 30, 1 << 30], "data": []}]),
+        as_json(inputs=[{"name": "x", "datatype": "INT8", "shape": [1], "data": [300]}]),
+        as_json(inputs=[{"name": "x", "datatype": "FP32", "shape": [1], "parameters": {"shared_memory_region": "r"}}]),
+        bytes([1, 2, 0]) + b"{}" + b"trailing",
+        bytes([2, 0, 0]) + b"{}",
+        _v2_request(b"{not json"),
+        # raw binary requests: FP32 with shape [-1, 3]; BOOL [-1]; an undeclared shape
+        _raw_v2_request(10, 1, struct.pack("<6f", *range(6))),
+        _raw_v2_request(13, 0, b"\x01\x00\x02"),
+        _raw_v2_request(10, 8, b"\0" * 8),
+    ]
+
+
 def main(out: Path) -> None:
     corpora = {
         "decode_request_fuzzer": request_seeds(),
@@ -138,6 +200,7 @@ def main(out: Path) -> None:
         "decode_metadata_response_fuzzer": metadata_response_seeds(),
         "read_answer_fuzzer": answer_seeds(),
         "read_v2_answer_fuzzer": v2_answer_seeds(),
+        "decode_v2_request_fuzzer": v2_request_seeds(),
     }
     for target, seeds in corpora.items():
         directory = out / target

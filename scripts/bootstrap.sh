@@ -56,7 +56,11 @@ if [[ ",$extras," == *",bench,"* ]]; then
   quiet_pip install --no-deps "tensorflow-serving-api==2.21.*"
 fi
 # From another directory, so the check sees the installed package, not this
-# source tree (which has no compiled parts).
+# source tree (which has no compiled parts). Silent when it passes: importing
+# TensorFlow prints its start-up lines, shown only if the check fails.
 venv_python="$PWD/.venv/bin/python"
-(cd / && "$venv_python" -c "import tf_graphpipe._native, tf_graphpipe._loader as l; assert l.library_path().exists()") \
-  || { echo "bootstrap: tf_graphpipe did not install" >&2; exit 1; }
+if ! check_log=$(cd / && "$venv_python" -c "import tf_graphpipe._native, tf_graphpipe._loader as l; assert l.library_path().exists()" 2>&1); then
+  echo "$check_log" >&2
+  echo "bootstrap: tf_graphpipe did not install" >&2
+  exit 1
+fi

@@ -12,7 +12,8 @@ root=$(pwd)
 
 out="$root/build/fuzz"
 targets=(decode_request_fuzzer decode_infer_response_fuzzer
-         decode_metadata_response_fuzzer read_answer_fuzzer read_v2_answer_fuzzer)
+         decode_metadata_response_fuzzer read_answer_fuzzer read_v2_answer_fuzzer
+         decode_v2_request_fuzzer)
 
 # -- the toolchain -----------------------------------------------------------
 find_clang() {
@@ -69,7 +70,8 @@ compile() {  # compile SRC OBJ
   fi
 }
 core_objs=()
-for src in codec wire_verifier graphpipe_answer v2_codec v2_request v2_response v2_answer; do
+for src in codec wire_verifier graphpipe_answer v2_codec v2_json v2_request v2_response v2_answer \
+           v2_server_request v2_server_answer; do
   compile "$root/cc/core/$src.cc" "$out/obj/$src.o"
   core_objs+=("$out/obj/$src.o")
 done

@@ -32,7 +32,7 @@ shift $((OPTIND - 1))
 targets=("$@")
 [ ${#targets[@]} -eq 0 ] && targets=(decode_request_fuzzer decode_infer_response_fuzzer
                                      decode_metadata_response_fuzzer read_answer_fuzzer
-                                     read_v2_answer_fuzzer)
+                                     read_v2_answer_fuzzer decode_v2_request_fuzzer)
 
 bash "$root/scripts/fuzz_build.sh" >/dev/null
 

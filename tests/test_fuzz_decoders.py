@@ -19,7 +19,8 @@ import pytest
 from conftest import REPO
 
 TARGETS = ["decode_request_fuzzer", "decode_infer_response_fuzzer",
-           "decode_metadata_response_fuzzer", "read_answer_fuzzer", "read_v2_answer_fuzzer"]
+           "decode_metadata_response_fuzzer", "read_answer_fuzzer", "read_v2_answer_fuzzer",
+           "decode_v2_request_fuzzer"]
 SECONDS_PER_TARGET = 6
 BIN = REPO / "build" / "fuzz" / "bin"
 

@@ -102,6 +102,12 @@ def test_a_sklearn_zipmap_output_is_refused_with_the_option_that_fixes_it(tmp_pa
         load_model(path)
 
 
+def test_string_inputs_beside_bfloat16_are_refused_with_the_reason(tmp_path: Path) -> None:
+    path = models.identity_of_every_type(tmp_path / "string_and_bf16.onnx", ["string", "bfloat16"])
+    with pytest.raises(ValueError, match="string inputs and bfloat16 tensors in one model are not supported"):
+        load_model(path)
+
+
 def test_a_missing_model_file_is_file_not_found(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         load_model(str(tmp_path / "nothing.onnx"))

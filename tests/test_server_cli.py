@@ -28,7 +28,8 @@ def processes() -> Iterator[dict[str, servers.CliServer]]:
     started = {
         "main": servers.CliServer("support.servers:double", "--port", "0", "--name", "doubler",
                                   "--max-request-bytes", "4096", *SPEC_ARGS),
-        "term": servers.CliServer("support.servers:echo", "--port", "0"),
+        "term": servers.CliServer("support.servers:echo", "--port", "0", "--max-connections", "1",
+                                  "--max-inflight-bytes", str(64 << 20)),
         "int": servers.CliServer("support.servers:echo", "--port", "0", "--log-level", "warning"),
     }
     try:
@@ -58,6 +59,18 @@ def test_serve_refuses_bodies_over_max_request_bytes_with_413(processes) -> None
     with pytest.raises(Exception, match="exceeds the server's limit of 4096 bytes"):
         _native.decode_infer_response(answer)
     np.testing.assert_array_equal(Client(url).infer(np.ones((1, 3), np.float32)), [[2, 2, 2]])
+
+
+def test_serve_caps_connections_at_max_connections(processes) -> None:
+    url = processes["term"].wait_url()
+    first = servers.connect(url)
+    try:
+        first.request("GET", "/control/is_alive")
+        assert first.getresponse().read() == b"ok"  # admitted, and kept open
+        status, headers, body = servers.request(url, "GET", "/control/is_alive")
+        assert status == 503 and headers["connection"] == "close" and b"max_connections" in body
+    finally:
+        first.close()
 
 
 @pytest.mark.parametrize(("name", "sig"), [("term", signal.SIGTERM), ("int", signal.SIGINT)], ids=["SIGTERM", "SIGINT"])
@@ -108,7 +121,8 @@ def test_help_describes_commands_options_and_examples(capsys) -> None:
         main(["serve", "--help"])
     assert exited.value.code == 0
     text = capsys.readouterr().out
-    for expected in ("--max-batch-size", "--signature", "(default: 9000)", "package.module:callable", "examples:"):
+    for expected in ("--max-batch-size", "--signature", "(default: 9000)", "package.module:callable", "examples:",
+                     "--max-connections", "(default: 1024)", "--max-inflight-bytes"):
         assert expected in text
 
 

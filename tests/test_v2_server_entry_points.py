@@ -73,7 +73,7 @@ def test_the_asgi_app_answers_v2_too(port) -> None:
     finally:
         server.should_exit = True
         thread.join(30)
-        app.endpoint.workers.shutdown()
+        app.close()
 
 
 def test_a_tensorflow_model_with_v2_only_dtypes_declares_and_checks_them() -> None:

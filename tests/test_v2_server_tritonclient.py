@@ -145,7 +145,15 @@ if binary:  # tritonclient sends BF16 and non-UTF-8 BYTES only as binary
                ("BYTES", np.array([[b"\xff\xfe"], [b"\x00"]], object))]
 inputs = [httpclient.InferInput(f"in{i}", list(a.shape), t).set_data_from_numpy(a, binary_data=binary)
           for i, (t, a) in enumerate(arrays)]
-outputs = [httpclient.InferRequestedOutput(f"output{i}", binary_data=binary) for i in range(len(arrays))]
+# FP16 and BF16 have no JSON form: asked for as JSON they are refused (below), so ask them binary
+outputs = [httpclient.InferRequestedOutput(f"output{i}", binary_data=binary or t in ("FP16", "BF16"))
+           for i, (t, _) in enumerate(arrays)]
+if not binary:
+    fp16 = [i for i, (t, _) in enumerate(arrays) if t == "FP16"][0]
+    as_json = [httpclient.InferRequestedOutput(f"output{fp16}", binary_data=False)]
+    exc = error_of(lambda: client.infer("echo", inputs, outputs=as_json))
+    assert exc.status() == "400" and f"output 'output{fp16}': FP16 data has no JSON form" in exc.message(), (
+        exc.status(), exc.message())
 for asked in (outputs, None):  # listed outputs, and none (binary_data_output)
     result = client.infer("echo", inputs, outputs=asked)
     for i, (datatype, want) in enumerate(arrays):

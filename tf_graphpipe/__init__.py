@@ -10,6 +10,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from tf_graphpipe import _quiet_start
+
+_quiet_start.import_tensorflow()  # first: the tf-graphpipe command hides TensorFlow's start-up lines
+
 from tf_graphpipe._version import __version__ as __version__
 from tf_graphpipe.client import Client
 from tf_graphpipe.errors import (

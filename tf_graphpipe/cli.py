@@ -23,6 +23,7 @@ examples:
   tf-graphpipe serve model.keras --port 0 --max-batch-size 32 --batch-timeout-ms 2
   tf-graphpipe serve mypackage.models:predict --input-spec x:float32:-1,4
   tf-graphpipe serve demo
+  tf-graphpipe serve demo --tls-cert cert.pem --tls-key key.pem --auth-token-file tokens
   tf-graphpipe info http://127.0.0.1:9000
   tf-graphpipe info http://127.0.0.1:8000/v2/models/resnet      (Triton, KServe: v2)
   tf-graphpipe infer http://127.0.0.1:9000 --input x.npy --output y.npy
@@ -72,6 +73,7 @@ class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``tf-graphpipe`` and its subcommands."""
     from tf_graphpipe.server.app import DEFAULT_MAX_REQUEST_BYTES
+    from tf_graphpipe.server.http_server import DEFAULT_MAX_CONNECTIONS
     from tf_graphpipe.server.inline import DEFAULT_INLINE_MAX_US
 
     parser = argparse.ArgumentParser(
@@ -94,6 +96,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--signature", default="serving_default", help="SavedModel signature to serve")
     serve.add_argument("--max-request-bytes", type=int, default=DEFAULT_MAX_REQUEST_BYTES,
                        help="larger request bodies are refused with HTTP 413")
+    serve.add_argument("--max-inflight-bytes", type=int, default=None, metavar="BYTES",
+                       help="the most request-body bytes held at once over all connections, counted as "
+                            "they arrive; a body that would pass it is refused with HTTP 503 "
+                            "(default: 2 GiB, or --max-request-bytes if larger)")
+    serve.add_argument("--max-connections", type=int, default=DEFAULT_MAX_CONNECTIONS,
+                       help="connections open at once; one more is answered HTTP 503 and closed")
     serve.add_argument("--max-batch-size", type=int, default=0,
                        help="merge concurrent calls into batches of up to N rows (0: no batching)")
     serve.add_argument("--batch-timeout-ms", type=float, default=5.0,
@@ -115,13 +123,14 @@ def build_parser() -> argparse.ArgumentParser:
                       help="> 1 runs independent graph branches in parallel with N threads (default: 1, sequential)")
     onnx.add_argument("--graph-optimization", default="all", choices=["disable", "basic", "extended", "all"],
                       help="ONNX Runtime's graph optimisation level")
+    _add_security_options(serve)
     ray = serve.add_argument_group("on a Ray cluster (the ray extra; docs/scaling.md)")
     ray.add_argument("--ray", metavar="ADDRESS",
                      help="deploy onto the Ray cluster at ADDRESS (auto, HOST:PORT, ray://...) with Ray Serve; "
                           "--host/--port are then its HTTP proxy's, and the proxy URL is printed once ready")
     ray.add_argument("--replicas", type=int, metavar="N", help="replicas of the model (default: 1)")
     ray.add_argument("--autoscale", metavar="MIN:MAX", help="let Ray Serve keep between MIN and MAX replicas")
-    serve.add_argument("--debug", action="store_true", help="send tracebacks in error answers")
+    serve.add_argument("--debug", action="store_true", help="send tracebacks in error answers (never in production)")
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
                        help="logging level on stderr (debug: one line per request)")
 
@@ -152,9 +161,57 @@ def build_parser() -> argparse.ArgumentParser:
     infer.add_argument("--protocol", choices=["graphpipe", "v2"],
                        help="default: v2 for URLs whose path is /v2/models/NAME, else graphpipe")
 
+    for command in (info, infer):
+        _add_client_options(command)
+
     commands.add_parser("demo", help="serve the demo model and call it", formatter_class=defaults,
                         description="Start a server on the embedded demo model, call it with the Client, stop it.")
     return parser
+
+
+def _add_security_options(serve: argparse.ArgumentParser) -> None:
+    group = serve.add_argument_group("TLS, tokens, metrics and logs (docs/security.md)")
+    group.add_argument("--tls-cert", metavar="FILE", help="serve HTTPS with this PEM certificate (chain, leaf first)")
+    group.add_argument("--tls-key", metavar="FILE",
+                       help="the certificate's unencrypted PEM key (default: in --tls-cert)")
+    group.add_argument("--tls-client-ca", metavar="FILE",
+                       help="mutual TLS: refuse clients without a certificate signed by a CA in this PEM file")
+    group.add_argument("--auth-token-file", metavar="FILE",
+                       help="require 'Authorization: Bearer <token>' with a token listed in FILE (one per line; "
+                            "re-read when it changes)")
+    group.add_argument("--auth-health", action="store_true",
+                       help="require the token on health routes too (default: they answer without one, for probes)")
+    group.add_argument("--no-metrics", action="store_true", help="do not serve /metrics")
+    group.add_argument("--access-log", nargs="?", const="-", metavar="FILE",
+                       help="one line per request (with its traceparent) to FILE, or stderr without FILE")
+
+
+def _add_client_options(command: argparse.ArgumentParser) -> None:
+    group = command.add_argument_group("TLS and credentials")
+    group.add_argument("--ca-file", metavar="FILE",
+                       help="verify an https:// server against this PEM CA bundle (default: the system's store)")
+    group.add_argument("--client-cert", metavar="FILE", help="PEM client certificate, for servers requiring mutual TLS")
+    group.add_argument("--client-key", metavar="FILE", help="the client certificate's PEM key (default: in it)")
+    tokens = group.add_mutually_exclusive_group()
+    tokens.add_argument("--auth-token-env", metavar="VAR",
+                        help="send the bearer token held in environment variable VAR")
+    tokens.add_argument("--auth-token-file", metavar="FILE", help="send the bearer token held in FILE")
+    group.add_argument("--header", action="append", metavar="NAME:VALUE", default=[],
+                       help="send this (non-secret) header on the call (repeat for several)")
+
+
+def _client_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``Client`` keyword arguments of ``info`` / ``infer``'s options."""
+    headers = {}
+    for text in args.header:
+        name, colon, value = text.partition(":")
+        if not colon:
+            raise ValueError(f"--header {text!r}: expected NAME:VALUE")
+        headers[name.strip()] = value.strip()
+    options = {"ca_file": args.ca_file, "client_cert": args.client_cert, "client_key": args.client_key,
+               "auth_token_env": args.auth_token_env, "auth_token_file": args.auth_token_file,
+               "headers": headers or None}
+    return {key: value for key, value in options.items() if value is not None}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -193,14 +250,23 @@ def _serve(args: argparse.Namespace) -> int:
 
     if args.ray is not None:
         return _serve_on_ray(args, stop, previous)
+    if args.access_log is not None:
+        from tf_graphpipe.server.access_log import log_to
+
+        log_to(args.access_log)
+
     try:
         server = serve(
             args.model, args.host, args.port, name=args.name, signature=args.signature,
-            max_request_bytes=args.max_request_bytes, max_batch_size=args.max_batch_size,
+            max_request_bytes=args.max_request_bytes, max_inflight_bytes=args.max_inflight_bytes,
+            max_connections=args.max_connections, max_batch_size=args.max_batch_size,
             batch_timeout_ms=args.batch_timeout_ms, debug=args.debug, workers=args.workers,
             inline_max_us=args.inline_max_us,
             input_specs=args.input_spec, output_specs=args.output_spec,
             onnx=SessionSettings(args.intra_op_threads, args.inter_op_threads, args.graph_optimization),
+            tls_cert=args.tls_cert, tls_key=args.tls_key, tls_client_ca=args.tls_client_ca,
+            auth_token_file=args.auth_token_file, auth_health=args.auth_health,
+            metrics=False if args.no_metrics else None, access_log=args.access_log is not None,
         )
         with server:
             print(server.url, flush=True)
@@ -218,6 +284,9 @@ def _serve_on_ray(args: argparse.Namespace, stop: threading.Event, previous: dic
 
     if args.replicas is not None and args.autoscale is not None:
         raise ValueError("give --replicas or --autoscale, not both")
+    if args.tls_cert or args.tls_client_ca or args.auth_token_file:
+        raise ValueError("--tls-* and --auth-token-file are not applied on Ray: terminate TLS and check tokens in "
+                         "front of Ray Serve's proxy (docs/scaling.md)")
     try:
         application = run(
             args.model, args.ray, host=args.host, port=args.port, name=args.name, signature=args.signature,
@@ -243,7 +312,7 @@ def _serve_on_ray(args: argparse.Namespace, stop: threading.Event, previous: dic
 def _info(args: argparse.Namespace) -> int:
     from tf_graphpipe import Client
 
-    metadata = Client(args.url, timeout=args.timeout, protocol=args.protocol).metadata()
+    metadata = Client(args.url, timeout=args.timeout, protocol=args.protocol, **_client_options(args)).metadata()
     if args.json:
         for key in ("inputs", "outputs"):
             for entry in metadata[key]:
@@ -261,7 +330,7 @@ def _infer(args: argparse.Namespace) -> int:
     names = args.input_name or None
     if names and len(names) != len(arrays):
         raise ValueError(f"got {len(arrays)} --input but {len(names)} --input-name")
-    client = Client(args.url, timeout=args.timeout, protocol=args.protocol)
+    client = Client(args.url, timeout=args.timeout, protocol=args.protocol, **_client_options(args))
     result = client.infer(arrays, input_names=names, output_names=args.output_name, config=args.config)
     outputs = result if isinstance(result, list) else [result]
     labels = args.output_name or [f"output{i}" for i in range(len(outputs))]

@@ -31,18 +31,17 @@ from typing import Any
 
 import numpy as np
 
-from tf_graphpipe import _native
 from tf_graphpipe.ray_serve_replica import Answer, mounted_scope
 from tf_graphpipe.server.app import Receive, Scope, Send
-from tf_graphpipe.server.v2_endpoint import is_v2_path
-from tf_graphpipe.server.v2_wire import json_answer
+from tf_graphpipe.server.endpoint import GRAPHPIPE_WIRE
+from tf_graphpipe.server.errors import Overloaded, failure
+from tf_graphpipe.server.v2_endpoint import V2_WIRE, is_v2_path
 
 __all__ = ["DEFAULT_LOST_AFTER_S", "Gateway"]
 
 log = logging.getLogger("tf_graphpipe.ray_serve")
 
 DEFAULT_LOST_AFTER_S = 10.0
-UNAVAILABLE = 14  # the canonical code, as in cc/core/status.h
 
 # The parts of an ASGI scope a replica's app reads; the rest (server state,
 # extensions) stays with the gateway.
@@ -50,8 +49,9 @@ _FORWARDED_SCOPE_KEYS = ("type", "asgi", "http_version", "method", "scheme", "pa
                          "query_string", "root_path", "headers", "client", "server")
 
 
-class ReplicaLost(Exception):
-    """No replica will answer this call (its actor died, or went silent)."""
+class ReplicaLost(Overloaded):
+    """No replica will answer this call (its actor died, or went silent):
+    the error table's Unavailable row, as for any server out of capacity."""
 
 
 class Gateway:
@@ -102,9 +102,8 @@ class Gateway:
         forwarded = mounted_scope({key: scope[key] for key in _FORWARDED_SCOPE_KEYS if key in scope})
         try:
             status, headers, parts = await self._call(forwarded, body)
-        except ReplicaLost as exc:
-            log.warning("%s %s -> 503: %s", scope["method"], forwarded["path"], exc)
-            status, headers, parts = _unavailable(forwarded["path"], str(exc))
+        except ReplicaLost as exc:  # logged by the error table
+            status, headers, parts = _unavailable(scope["method"], forwarded["path"], exc)
         await send({"type": "http.response.start", "status": status, "headers": headers})
         if scope["method"] == "HEAD":
             parts = []
@@ -167,14 +166,12 @@ def _content_length(scope: Scope) -> int | None:
     return None
 
 
-def _unavailable(path: str, message: str) -> Answer:
-    """A 503 in the protocol of ``path``, as the server writes its errors."""
-    if is_v2_path(path):
-        answer = json_answer({"error": message})
-        content_type, parts = answer.content_type, [np.frombuffer(p, np.uint8) for p in answer.parts]
-    else:
-        content_type = b"application/octet-stream"
-        parts = [np.frombuffer(memoryview(_native.encode_error_response(message, UNAVAILABLE)), np.uint8)]
-    length = sum(len(p) for p in parts)
-    return 503, [(b"content-type", content_type), (b"content-length", b"%d" % length)], parts
-
+def _unavailable(method: str, path: str, exc: ReplicaLost) -> Answer:
+    """The 503 in the protocol of ``path``, from the server's error table."""
+    wire = V2_WIRE if is_v2_path(path) else GRAPHPIPE_WIRE
+    answer = wire.error(failure(exc, f"{method} {path}"))
+    headers = [(b"content-type", answer.content_type), (b"content-length", b"%d" % answer.length)]
+    headers += answer.header_pairs()
+    if answer.close:
+        headers.append((b"connection", b"close"))
+    return answer.status, headers, [np.frombuffer(memoryview(p).cast("B"), np.uint8) for p in answer.parts]

@@ -54,6 +54,10 @@ def mounted_scope(scope: Scope) -> Scope:
     mounted = dict(scope)
     mounted["path"] = path[len(root):] or "/"
     mounted["root_path"] = ""
+    raw = scope.get("raw_path")
+    if raw:  # the app routes on the raw path when there is one
+        prefix = root.encode()
+        mounted["raw_path"] = raw[len(prefix):] or b"/" if raw.startswith(prefix) else raw
     return mounted
 
 

@@ -12,11 +12,9 @@
 #include <optional>
 #include <utility>
 
-#include <nlohmann/json.hpp>
+#include "cc/core/v2_json.h"
 
 namespace tf_graphpipe {
-
-using Json = nlohmann::json;
 
 namespace {
 
@@ -24,145 +22,11 @@ namespace {
 // extra part in a scatter-gather send costs more than copying a few KiB.
 constexpr size_t kMinReferencedBytes = 64 * 1024;
 
-// ---- writing JSON ----
-
-// Length of the valid UTF-8 sequence starting at s[i], or 0.
-size_t Utf8SequenceLength(std::string_view s, size_t i) {
-  const auto byte = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
-  const unsigned char c = byte(i);
-  if (c < 0x80) return 1;
-  size_t n = 0;
-  uint32_t min = 0;
-  uint32_t cp = 0;
-  if ((c & 0xE0) == 0xC0) { n = 2; cp = c & 0x1F; min = 0x80; }
-  else if ((c & 0xF0) == 0xE0) { n = 3; cp = c & 0x0F; min = 0x800; }
-  else if ((c & 0xF8) == 0xF0) { n = 4; cp = c & 0x07; min = 0x10000; }
-  else return 0;
-  if (i + n > s.size()) return 0;
-  for (size_t k = 1; k < n; ++k) {
-    if ((byte(i + k) & 0xC0) != 0x80) return 0;
-    cp = (cp << 6) | (byte(i + k) & 0x3F);
-  }
-  if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
-  return n;
-}
-
-bool IsUtf8(std::string_view s) {
-  for (size_t i = 0; i < s.size();) {
-    const size_t n = Utf8SequenceLength(s, i);
-    if (n == 0) return false;
-    i += n;
-  }
-  return true;
-}
-
-// Appends `s` as a JSON string. The caller checked it is UTF-8.
-void AppendJsonString(std::string* out, std::string_view s) {
-  static const char kHex[] = "0123456789abcdef";
-  out->push_back('"');
-  for (char ch : s) {
-    const auto c = static_cast<unsigned char>(ch);
-    switch (c) {
-      case '"': out->append("\\\""); break;
-      case '\\': out->append("\\\\"); break;
-      case '\n': out->append("\\n"); break;
-      case '\r': out->append("\\r"); break;
-      case '\t': out->append("\\t"); break;
-      default:
-        if (c < 0x20) {
-          out->append("\\u00");
-          out->push_back(kHex[c >> 4]);
-          out->push_back(kHex[c & 0xF]);
-        } else {
-          out->push_back(ch);
-        }
-    }
-  }
-  out->push_back('"');
-}
-
-template <typename T>
-void AppendNumber(std::string* out, T value) {
-  char text[64];
-  auto result = std::to_chars(text, text + sizeof(text), value);
-  out->append(text, result.ptr);
-}
-
-// JSON has no NaN or Infinity: we write Triton's tokens (which Triton and
-// Python's json both read back), as SPEC_V2 section 3 allows.
-template <typename T>
-void AppendFloat(std::string* out, T value) {
-  if (std::isnan(value)) {
-    out->append("NaN");
-  } else if (std::isinf(value)) {
-    out->append(value > 0 ? "Infinity" : "-Infinity");
-  } else {
-    AppendNumber(out, value);  // shortest text that reads back exactly
-  }
-}
-
-template <typename T>
-T Load(const uint8_t* p) {
-  T value;
-  std::memcpy(&value, p, sizeof(T));
-  return value;
-}
-
-template <typename T>
-void AppendIntegers(std::string* out, const TensorView& t) {
-  const size_t n = t.nbytes / sizeof(T);
-  for (size_t i = 0; i < n; ++i) {
-    if (i > 0) out->push_back(',');
-    AppendNumber(out, Load<T>(t.data + i * sizeof(T)));
-  }
-}
-
-template <typename T>
-void AppendFloats(std::string* out, const TensorView& t) {
-  const size_t n = t.nbytes / sizeof(T);
-  for (size_t i = 0; i < n; ++i) {
-    if (i > 0) out->push_back(',');
-    AppendFloat(out, Load<T>(t.data + i * sizeof(T)));
-  }
-}
-
-// The flat `data` array of a tensor JSON can carry exactly.
-void AppendJsonData(std::string* out, const TensorView& t) {
-  out->push_back('[');
-  switch (t.type) {
-    case DType::kUint8: AppendIntegers<uint8_t>(out, t); break;
-    case DType::kInt8: AppendIntegers<int8_t>(out, t); break;
-    case DType::kUint16: AppendIntegers<uint16_t>(out, t); break;
-    case DType::kInt16: AppendIntegers<int16_t>(out, t); break;
-    case DType::kUint32: AppendIntegers<uint32_t>(out, t); break;
-    case DType::kInt32: AppendIntegers<int32_t>(out, t); break;
-    case DType::kUint64: AppendIntegers<uint64_t>(out, t); break;
-    case DType::kInt64: AppendIntegers<int64_t>(out, t); break;
-    case DType::kFloat32: AppendFloats<float>(out, t); break;
-    case DType::kFloat64: AppendFloats<double>(out, t); break;
-    case DType::kBool:
-      for (size_t i = 0; i < t.nbytes; ++i) {
-        if (i > 0) out->push_back(',');
-        out->append(t.data[i] != 0 ? "true" : "false");
-      }
-      break;
-    case DType::kString:
-      for (size_t i = 0; i < t.strings.size(); ++i) {
-        if (i > 0) out->push_back(',');
-        AppendJsonString(out, t.strings[i]);
-      }
-      break;
-    default:  // FP16, BF16: no JSON form; never chosen for JSON
-      break;
-  }
-  out->push_back(']');
-}
-
 void AppendShape(std::string* out, const std::vector<int64_t>& shape) {
   out->push_back('[');
   for (size_t i = 0; i < shape.size(); ++i) {
     if (i > 0) out->push_back(',');
-    AppendNumber(out, shape[i]);
+    AppendJsonNumber(out, shape[i]);
   }
   out->push_back(']');
 }
@@ -201,7 +65,7 @@ Status CheckOutgoing(const TensorView& t, const std::string& what) {
 
 // Whether JSON `data` carries this tensor exactly.
 bool JsonCarries(const TensorView& t) {
-  if (t.type == DType::kFloat16 || t.type == DType::kBfloat16) return false;
+  if (!HasJsonForm(t.type)) return false;
   if (t.type == DType::kString) {
     for (std::string_view s : t.strings) {
       if (!IsUtf8(s)) return false;
@@ -321,7 +185,7 @@ Status EncodeV2InferRequest(const V2InferRequestSpec& spec, TensorBytes bytes, V
     header.push_back('"');
     if (as_blob[i]) {
       header.append(",\"parameters\":{\"binary_data_size\":");
-      AppendNumber(&header, BlobSize(t));
+      AppendJsonNumber(&header, BlobSize(t));
       header.push_back('}');
     } else {
       header.append(",\"data\":");

@@ -12,11 +12,9 @@
 #include <optional>
 #include <utility>
 
-#include <nlohmann/json.hpp>
+#include "cc/core/v2_json.h"
 
 namespace tf_graphpipe {
-
-using Json = nlohmann::json;
 
 namespace {
 
@@ -26,52 +24,10 @@ Status Malformed(const std::string& what) {
 
 // ---- reading JSON ----
 
-// Triton writes NaN and infinities as the bare tokens NaN, Infinity and
-// -Infinity, which no strict JSON parser takes. Outside strings they become
-// the strings "NaN", "Infinity", "-Infinity", which the float readers below
-// accept. Returns nothing when the text has no such token (the usual case).
-std::optional<std::string> QuoteNonFiniteTokens(std::string_view text) {
-  std::string out;
-  bool changed = false;
-  bool in_string = false;
-  size_t copied = 0;
-  for (size_t i = 0; i < text.size(); ++i) {
-    const char c = text[i];
-    if (in_string) {
-      if (c == '\\') ++i;
-      else if (c == '"') in_string = false;
-      continue;
-    }
-    if (c == '"') {
-      in_string = true;
-      continue;
-    }
-    std::string_view token;
-    if (c == 'N' && text.substr(i, 3) == "NaN") token = "NaN";
-    else if (c == 'I' && text.substr(i, 8) == "Infinity") token = "Infinity";
-    else if (c == '-' && text.substr(i, 9) == "-Infinity") token = "-Infinity";
-    if (token.empty()) continue;
-    if (!changed) out.reserve(text.size() + 64);
-    changed = true;
-    out.append(text.substr(copied, i - copied));
-    out.push_back('"');
-    out.append(token);
-    out.push_back('"');
-    i += token.size() - 1;
-    copied = i + 1;
-  }
-  if (!changed) return std::nullopt;
-  out.append(text.substr(copied));
-  return out;
-}
-
 Status ParseJson(const uint8_t* data, size_t size, const char* what, Json* out) {
-  std::string_view text(reinterpret_cast<const char*>(data), size);
-  std::optional<std::string> quoted = QuoteNonFiniteTokens(text);
-  if (quoted) text = *quoted;
-  *out = Json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
-  if (out->is_discarded()) {
-    return Malformed(std::string(what) + " of " + std::to_string(size) + " bytes is not JSON");
+  std::string error;
+  if (!ParseV2Json(std::string_view(reinterpret_cast<const char*>(data), size), out, &error)) {
+    return Malformed(std::string(what) + " of " + std::to_string(size) + " bytes is not JSON (" + error + ")");
   }
   return Status::Ok();
 }
@@ -117,57 +73,11 @@ bool Flatten(const Json& node, size_t depth, size_t limit, std::vector<const Jso
   return true;
 }
 
-bool ReadFloat(const Json& v, double* out) {
-  if (v.is_number()) {
-    *out = v.get<double>();
-    return true;
-  }
-  if (v.is_null()) {  // kserve writes non-finite floats as null
-    *out = std::numeric_limits<double>::quiet_NaN();
-    return true;
-  }
-  if (v.is_string()) {
-    const std::string& s = v.get_ref<const std::string&>();
-    if (s == "NaN") *out = std::numeric_limits<double>::quiet_NaN();
-    else if (s == "Infinity") *out = std::numeric_limits<double>::infinity();
-    else if (s == "-Infinity") *out = -std::numeric_limits<double>::infinity();
-    else return false;
-    return true;
-  }
-  return false;
-}
-
-// Integers are read as integers, never through double, so 64-bit values
-// survive exactly.
-template <typename T>
-bool ReadInteger(const Json& v, T* out) {
-  if (v.is_number_unsigned()) {
-    const uint64_t u = v.get<uint64_t>();
-    if (u > static_cast<uint64_t>(std::numeric_limits<T>::max())) return false;
-    *out = static_cast<T>(u);
-    return true;
-  }
-  if (v.is_number_integer()) {
-    const int64_t i = v.get<int64_t>();
-    if (std::numeric_limits<T>::is_signed) {
-      if (i < static_cast<int64_t>(std::numeric_limits<T>::min()) ||
-          i > static_cast<int64_t>(std::numeric_limits<T>::max())) {
-        return false;
-      }
-    } else if (i < 0) {
-      return false;
-    }
-    *out = static_cast<T>(i);
-    return true;
-  }
-  return false;
-}
-
 template <typename T>
 bool FillIntegers(const std::vector<const Json*>& leaves, uint8_t* out) {
   for (size_t i = 0; i < leaves.size(); ++i) {
     T value;
-    if (!ReadInteger(*leaves[i], &value)) return false;
+    if (!ReadJsonInteger(*leaves[i], &value)) return false;
     std::memcpy(out + i * sizeof(T), &value, sizeof(T));
   }
   return true;
@@ -177,7 +87,7 @@ template <typename T>
 bool FillFloats(const std::vector<const Json*>& leaves, uint8_t* out) {
   for (size_t i = 0; i < leaves.size(); ++i) {
     double value;
-    if (!ReadFloat(*leaves[i], &value)) return false;
+    if (!ReadJsonFloat(*leaves[i], &value)) return false;
     const T narrowed = static_cast<T>(value);
     std::memcpy(out + i * sizeof(T), &narrowed, sizeof(T));
   }

@@ -20,6 +20,7 @@
 #include "cc/core/v2_answer.h"
 #include "cc/core/v2_codec.h"
 #include "cc/python/numpy_views.h"
+#include "cc/python/v2_server_bindings.h"
 
 namespace py = pybind11;
 
@@ -505,4 +506,5 @@ PYBIND11_MODULE(_native, m) {
       },
       py::arg("message"), py::arg("code") = 0);
   m.def("encode_metadata_response", &EncodeMetadataResponsePy, py::arg("metadata"));
+  RegisterV2Server(m);
 }

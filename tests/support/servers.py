@@ -42,21 +42,37 @@ def config_echo(x: np.ndarray, *, config: bytes) -> list[np.ndarray]:
 # ---- the CLI as a subprocess ----------------------------------------------------------
 
 
-class CliServer:
-    """A ``python -m tf_graphpipe serve ...`` process, started and read until
-    it prints its URL line."""
+# The two ways to run the command: the installed script and the package's __main__.
+SCRIPT = [str(Path(sys.executable).with_name("tf-graphpipe"))]
+MODULE = [sys.executable, "-m", "tf_graphpipe"]
 
-    def __init__(self, *args: str) -> None:
-        env = dict(os.environ)
-        # The tests directory, for `support.module:callable` models defined there; the
-        # package itself comes from the environment (installed, or PYTHONPATH).
-        env["PYTHONPATH"] = os.pathsep.join(p for p in [str(TESTS), env.get("PYTHONPATH", "")] if p)
+
+def cli_env(**changes: str | None) -> dict[str, str]:
+    """The environment for a ``tf-graphpipe`` subprocess: this one, with the
+    tests directory on PYTHONPATH (for ``support.module:callable`` models; the
+    package itself comes from the environment: installed, or PYTHONPATH) and
+    ``changes`` applied (None removes a variable)."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in [str(TESTS), env.get("PYTHONPATH", "")] if p)
+    for key, value in changes.items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
+    return env
+
+
+class CliServer:
+    """A ``tf-graphpipe serve ...`` process (``python -m tf_graphpipe`` unless
+    ``launcher`` says otherwise), started and read until it prints its URL line."""
+
+    def __init__(self, *args: str, launcher: Iterable[str] = MODULE, env: dict[str, str] | None = None) -> None:
         self.stderr = tempfile.TemporaryFile()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "tf_graphpipe", "serve", *args],
+            [*launcher, "serve", *args],
             stdout=subprocess.PIPE,
             stderr=self.stderr,
-            env=env,
+            env=cli_env() if env is None else env,
         )
         self.url: str | None = None
         self.rest = b""  # stdout after the URL line, read at stop()
@@ -65,7 +81,7 @@ class CliServer:
         """The URL line, once printed (fails with the process's stderr if not)."""
         if self.url is None:
             line = _read_line(self.process, STARTUP_SECONDS)
-            if not line.startswith("http://"):
+            if not line.startswith(("http://", "https://")):
                 self.process.kill()
                 raise AssertionError(f"server printed {line!r} instead of its URL; stderr:\n{self.stderr_text()}")
             self.url = line

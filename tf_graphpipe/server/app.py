@@ -1,20 +1,16 @@
 # SPDX-License-Identifier: Apache-2.0
-"""The GraphPipe HTTP binding (SPEC section 2) as a raw ASGI application, for
-mounting a model in an ASGI server (uvicorn, hypercorn...). ``serve()`` does
-not use it: its own server (``http_server``) receives large bodies without
-copying them chunk by chunk and is measurably faster (bench/README.md).
+"""The server as a raw ASGI application, for mounting a model in an ASGI
+server (uvicorn, hypercorn, Ray Serve...). It answers exactly what
+``serve()`` answers (the same ``Dispatcher``: routes, refusals, scheduling,
+error answers), and only moves bytes between ASGI messages and it.
+``serve()`` does not use it: its own front end (``http_server``) receives
+large bodies without copying them chunk by chunk and is measurably faster
+(bench/README.md).
 
-* ``POST`` any path: a ``Request`` flatbuffer; the answer is an
-  ``InferResponse`` or ``MetadataResponse`` flatbuffer. Errors are an
-  ``InferResponse`` whose ``errors`` carry the message: 400 for the caller's
-  mistakes and bodies that are not valid flatbuffers, 413 for bodies over
-  ``max_request_bytes`` (refused from Content-Length before anything is read),
-  500 when the model fails.
-* ``GET`` / ``HEAD`` any path: the metadata as JSON (keys of ``Client.metadata()``).
-* ``/control/is_alive``, ``/control/is_ready``: ``ok`` (``is_ready`` answers
-  503 once the server is shutting down).
-* ``/v2`` and below: the Open Inference Protocol (KServe v2) routes of
-  ``v2_endpoint``, for the same model.
+The ASGI server owns the connections: their number, timeouts, the Date
+header and ``Expect: 100-continue`` are its business (uvicorn:
+``--limit-concurrency``, ``--timeout-keep-alive``...). The budget of request
+bytes in flight is the dispatcher's, so it holds here too.
 
 Example::
 
@@ -27,27 +23,24 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-import numpy as np
-
-from tf_graphpipe.server.endpoint import (
+from tf_graphpipe.server.answer import Answer
+from tf_graphpipe.server.bodies import (
     DEFAULT_MAX_REQUEST_BYTES,
-    HEALTH_PATHS,
-    NOT_ALLOWED,
-    OCTET_STREAM,
-    Endpoint,
-    Refused,
-    too_large,
+    BodyBudget,
+    default_inflight_bytes,
 )
-from tf_graphpipe.server.inference import INVALID_ARGUMENT, Call, ModelRunner
+from tf_graphpipe.server.dispatcher import Dispatcher, Request, SingleModel
+from tf_graphpipe.server.errors import BadRequest, ServerError
+from tf_graphpipe.server.inline import DEFAULT_INLINE_MAX_US
 from tf_graphpipe.server.model import Model
-from tf_graphpipe.server.v2_endpoint import is_v2_path
+from tf_graphpipe.server.production import ProductionOptions
+from tf_graphpipe.server.served import ServedModel
 from tf_graphpipe.server.workers import ModelWorkers
 
-__all__ = ["GraphPipeApp", "DEFAULT_MAX_REQUEST_BYTES"]
+__all__ = ["DEFAULT_MAX_REQUEST_BYTES", "GraphPipeApp"]
 
 log = logging.getLogger("tf_graphpipe.server")
 
@@ -57,166 +50,149 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 
 class GraphPipeApp:
-    """ASGI app serving one ``Endpoint``."""
+    """ASGI app over a ``Dispatcher``.
 
-    def __init__(self, endpoint: Endpoint) -> None:
-        self.endpoint = endpoint
+    Args:
+        dispatcher: what to answer (``for_model`` builds one for a model).
+    """
+
+    def __init__(self, dispatcher: Dispatcher) -> None:
+        self.dispatcher = dispatcher
 
     @classmethod
-    def for_model(cls, model: Model, *, workers: int | None = None, debug: bool = False,
-                  **options: Any) -> GraphPipeApp:
-        """An app for ``model``; ``options`` as ``Endpoint`` takes them
-        (``max_request_bytes``, ``max_batch_size``, ``batch_timeout_ms``)."""
+    def for_model(
+        cls,
+        model: Model,
+        *,
+        workers: int | None = None,
+        debug: bool = False,
+        max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
+        max_inflight_bytes: int | None = None,
+        max_batch_size: int = 0,
+        batch_timeout_ms: float = 5.0,
+        inline_max_us: float = DEFAULT_INLINE_MAX_US,
+        production: ProductionOptions | None = None,
+    ) -> GraphPipeApp:
+        """An app serving ``model``; the options are ``serve()``'s (TLS is the
+        ASGI server's own: ``production`` takes tokens, metrics, the access
+        log)."""
+        built = (production or ProductionOptions()).build()
+        if built.ssl_context is not None:
+            raise ValueError("TLS is the ASGI server's to set up (e.g. uvicorn --ssl-certfile), not the app's")
         pool = ModelWorkers(workers or min(8, (os.cpu_count() or 1) + 2))
-        return cls(Endpoint(ModelRunner(model, debug=debug), pool, **options))
+        try:
+            served = ServedModel(model, pool, debug=debug, max_batch_size=max_batch_size,
+                                 batch_timeout_ms=batch_timeout_ms, inline_max_us=inline_max_us)
+            budget = BodyBudget(max_inflight_bytes or default_inflight_bytes(max_request_bytes), max_request_bytes)
+        except BaseException:
+            pool.shutdown(wait=False)
+            raise
+        return cls(Dispatcher(SingleModel(served), pool, budget, debug=debug, production=built))
+
+    def close(self) -> None:
+        """Answers not ready from now on and stops the model workers."""
+        self.dispatcher.close()
+        self.dispatcher.workers.shutdown()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "lifespan":
-            await _lifespan(receive, send)
+            await self._lifespan(receive, send)
             return
         if kind != "http":
             return
-        method, path = scope["method"], scope["path"]
-        if is_v2_path(path):
-            await self._v2(scope, receive, send)
-            return
-        if method == "POST" and path not in HEALTH_PATHS:
-            await self._post(scope, receive, send)
-            return
-        if path in HEALTH_PATHS or method in ("GET", "HEAD"):
-            status, body, content_type = self.endpoint.get(path)
-            await _respond(send, status, body, content_type)
-        else:
-            status = 405
-            await _respond(send, status, NOT_ALLOWED, b"text/plain", [(b"allow", b"GET, HEAD, POST")])
-        log.debug("%s %s -> %d", method, path, status)
-
-    async def _post(self, scope: Scope, receive: Receive, send: Send) -> None:
-        started = time.perf_counter()
-        size = 0
+        method = scope["method"].encode("latin-1")
+        raw_path = scope.get("raw_path")
+        path = raw_path.partition(b"?")[0] if raw_path else scope["path"].encode()
         try:
-            body = await self._read_body(scope, receive)
-            if body is None:
-                return  # the client went away
-            size = len(body)
-            prepared = self.endpoint.prepare(body)
-            if type(prepared) is not Call:
-                status, answer = 200, prepared
-            elif self.endpoint.batcher is not None:
-                status, answer = 200, await self.endpoint.batcher.submit(prepared)
-            else:
-                loop = asyncio.get_running_loop()
-                status, answer = await loop.run_in_executor(self.endpoint.workers, self.endpoint.execute, prepared)
-        except Exception as exc:  # noqa: BLE001 - every failure becomes an answer
-            status, answer = self.endpoint.error_answer(exc)
-        extra = [(b"connection", b"close")] if status == 413 else []
-        await _respond(send, status, memoryview(answer), OCTET_STREAM, extra)
-        if log.isEnabledFor(logging.DEBUG):
-            log.debug("POST %s -> %d (%d bytes in, %d out, %.2f ms)", scope["path"], status, size,
-                      len(answer), (time.perf_counter() - started) * 1e3)
-
-    async def _v2(self, scope: Scope, receive: Receive, send: Send) -> None:
-        v2 = self.endpoint.v2
+            content_length = _number(_header(scope, b"content-length"), "Content-Length")
+        except BadRequest as exc:
+            await _send(send, self.dispatcher.refusal(exc, method, path), method)
+            return
+        header_length = _header(scope, b"inference-header-content-length")
+        client = scope.get("client")
+        request = self.dispatcher.begin(
+            method, path, content_length,
+            None if header_length is None else int(header_length) if header_length.isdigit() else -1,
+            _header(scope, b"authorization"), _header(scope, b"traceparent"),
+            f"{client[0]}:{client[1]}" if client else "-")
+        if request.refused is not None:
+            await _send(send, request.refused, method)
+            return
         try:
-            body = await self._read_body(scope, receive) if scope["method"] == "POST" else b""
-            if body is None:
-                return  # the client went away
-            header_length = _header(scope, b"inference-header-content-length")
-            if header_length is not None:  # not a number: out of range for the v2 decoder
-                header_length = int(header_length) if header_length.isdigit() else -1
-            result = v2.handle(scope["method"].encode(), scope["path"], body, header_length)
-            if type(result) is Call:
-                if self.endpoint.batcher is not None:
-                    result = 200, await self.endpoint.batcher.submit(result)
-                else:
-                    loop = asyncio.get_running_loop()
-                    result = await loop.run_in_executor(self.endpoint.workers, v2.execute, result)
-        except Exception as exc:  # noqa: BLE001 - every failure becomes an answer
-            result = v2.error_answer(exc)
-        status, answer = result
-        headers = [(b"content-type", answer.content_type), (b"content-length", b"%d" % len(answer))]
-        headers += [tuple(line.split(b": ", 1)) for line in answer.headers.split(b"\r\n") if line]
-        if status == 413:
-            headers.append((b"connection", b"close"))
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        parts = [] if scope["method"] == "HEAD" else answer.parts
-        for i, part in enumerate(parts):  # each buffer as it is: no joining copy
-            await send({"type": "http.response.body", "body": memoryview(part), "more_body": i < len(parts) - 1})
-        if not parts:
-            await send({"type": "http.response.body", "body": b""})
-        log.debug("%s %s -> %d (v2)", scope["method"], scope["path"], status)
+            try:
+                if not await _receive_body(request, receive):
+                    return  # the client went away
+            except ServerError as exc:  # the body broke a limit: refused, the rest unread
+                await _send(send, self.dispatcher.refusal(exc, method, path), method)
+                return
+            await _send(send, await self._answer(request), method)
+        finally:
+            request.done()
 
-    async def _read_body(self, scope: Scope, receive: Receive) -> np.ndarray | bytearray | None:
-        """The whole body in one buffer, or None if the client disconnected.
-        Raises _Refused (413) before reading when it would be too large."""
-        length = _content_length(scope)
-        limit = self.endpoint.max_request_bytes
-        if length is not None and length > limit:
-            raise too_large(length, limit)
-        if length is not None:
-            # np.empty: no memset; pages are touched once, when the bytes land.
-            buffer = np.empty(length, dtype=np.uint8)
-            view = memoryview(buffer)
-            filled = 0
-            while True:
-                message = await receive()
-                if message["type"] != "http.request":
-                    return None
-                chunk = message.get("body", b"")
-                end = filled + len(chunk)
-                if end > length:
-                    raise Refused(400, INVALID_ARGUMENT, "request body longer than its Content-Length")
-                view[filled:end] = chunk
-                filled = end
-                if not message.get("more_body", False):
-                    break
-            if filled != length:
-                raise Refused(400, INVALID_ARGUMENT, f"request body of {filled} bytes, Content-Length {length}")
-            return buffer
-        grown = bytearray()
-        while True:  # chunked: no size known in advance
+    async def _answer(self, request: Request) -> Answer:
+        answered: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
+
+        def reply(answer: Answer) -> None:
+            if not answered.done():
+                answered.set_result(answer)
+
+        self.dispatcher.finish(request, reply)
+        return await answered
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
             message = await receive()
-            if message["type"] != "http.request":
-                return None
-            grown += message.get("body", b"")
-            if len(grown) > limit:
-                raise too_large(None, limit)
-            if not message.get("more_body", False):
-                return grown
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                self.dispatcher.close()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+async def _receive_body(request: Request, receive: Receive) -> bool:
+    """Copies the body's chunks into its lease; False if the client left.
+    Raises ServerError when the lease refuses a chunk (size, budget)."""
+    lease = request.lease
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return False
+        chunk = message.get("body", b"")
+        if chunk and lease is not None:
+            lease.write(chunk)
+        if not message.get("more_body", False):
+            break
+    if lease is not None and lease.size is not None and not lease.complete:
+        raise BadRequest(f"request body of {lease.filled} bytes, Content-Length {lease.size}")
+    return True
+
+
+async def _send(send: Send, answer: Answer, method: bytes) -> None:
+    headers = [(b"content-type", answer.content_type), (b"content-length", b"%d" % answer.length)]
+    headers += answer.header_pairs()
+    if answer.close:
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": answer.status, "headers": headers})
+    parts = [] if method == b"HEAD" else answer.parts
+    for i, part in enumerate(parts):  # each buffer as it is: no joining copy
+        await send({"type": "http.response.body", "body": memoryview(part).cast("B"),
+                    "more_body": i < len(parts) - 1})
+    if not parts:
+        await send({"type": "http.response.body", "body": b""})
 
 
 def _header(scope: Scope, name: bytes) -> bytes | None:
     for key, value in scope["headers"]:
         if key == name:
-            return value
+            return value  # type: ignore[no-any-return]
     return None
 
 
-def _content_length(scope: Scope) -> int | None:
-    for name, value in scope["headers"]:
-        if name == b"content-length":
-            try:
-                return int(value)
-            except ValueError:
-                raise Refused(400, INVALID_ARGUMENT, f"bad Content-Length {value[:40]!r}") from None
-    return None
-
-
-async def _respond(send: Send, status: int, body: Any, content_type: bytes,
-                   extra_headers: list[tuple[bytes, bytes]] | None = None) -> None:
-    headers = [(b"content-type", content_type), (b"content-length", b"%d" % len(body))]
-    if extra_headers:
-        headers.extend(extra_headers)
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
-
-
-async def _lifespan(receive: Receive, send: Send) -> None:
-    while True:
-        message = await receive()
-        if message["type"] == "lifespan.startup":
-            await send({"type": "lifespan.startup.complete"})
-        elif message["type"] == "lifespan.shutdown":
-            await send({"type": "lifespan.shutdown.complete"})
-            return
+def _number(value: bytes | None, what: str) -> int | None:
+    if value is None:
+        return None
+    if not value.isdigit():
+        raise BadRequest(f"bad {what} {value[:40]!r}")
+    return int(value)

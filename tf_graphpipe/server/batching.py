@@ -13,19 +13,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from concurrent.futures import Executor
+from typing import Any
 
 import numpy as np
 
 from tf_graphpipe import _native
-from tf_graphpipe.server.inference import Call, CallError, ModelRunner
+from tf_graphpipe.server.errors import ServerError
+from tf_graphpipe.server.inference import Call, ModelRunner
 
 __all__ = ["Batcher"]
 
 log = logging.getLogger("tf_graphpipe.server")
 
 _Pending = tuple[Call, "asyncio.Future[_native.Message]"]
+BatchKey = tuple[Any, ...]
 
 
 class Batcher:
@@ -40,19 +44,19 @@ class Batcher:
         self.executor = executor
         self.max_batch_size = max_batch_size
         self.timeout = timeout
-        self._windows: dict[tuple, list[_Pending]] = {}
-        self._rows: dict[tuple, int] = {}
-        self._timers: dict[tuple, asyncio.TimerHandle] = {}
+        self._windows: dict[BatchKey, list[_Pending]] = {}
+        self._rows: dict[BatchKey, int] = {}
+        self._timers: dict[BatchKey, asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._warned_unsplittable = False
 
     async def submit(self, call: Call) -> _native.Message:
         """The encoded answer to ``call``, merged with others when possible.
-        Raises CallError like ``ModelRunner.execute``."""
+        Raises ServerError like ``ModelRunner.execute``."""
         loop = asyncio.get_running_loop()
         key = call.batch_key
         if key is None or call.rows >= self.max_batch_size:
-            return await loop.run_in_executor(self.executor, self.runner.execute, call)
+            return await loop.run_in_executor(self.executor, self._execute_alone, call)
         if self._rows.get(key, 0) + call.rows > self.max_batch_size:
             self._flush(key)
         future: asyncio.Future[_native.Message] = loop.create_future()
@@ -65,7 +69,7 @@ class Batcher:
             self._timers[key] = loop.call_later(self.timeout, self._flush, key)
         return await future
 
-    def _flush(self, key: tuple) -> None:
+    def _flush(self, key: BatchKey) -> None:
         window = self._windows.pop(key, None)
         self._rows.pop(key, None)
         timer = self._timers.pop(key, None)
@@ -82,9 +86,9 @@ class Batcher:
         calls = [call for call, _ in window]
         try:
             answers = await loop.run_in_executor(self.executor, self._execute_window, calls)
-        except BaseException as exc:  # never leave a caller waiting
+        except BaseException as exc:  # noqa: BLE001 - never leave a caller waiting
             answers = [exc] * len(window)
-        for (_, future), answer in zip(window, answers):
+        for (_, future), answer in zip(window, answers, strict=True):
             if future.done():  # the caller went away
                 continue
             if isinstance(answer, BaseException):
@@ -92,16 +96,30 @@ class Batcher:
             else:
                 future.set_result(answer)
 
+    def _execute_alone(self, call: Call) -> _native.Message:
+        """On a worker thread: one call on its own; raises like ``execute``."""
+        start = time.perf_counter()
+        try:
+            return self.runner.execute(call)
+        finally:
+            call.ran = (start, time.perf_counter(), call.rows, True)
+
     def _execute_window(self, calls: list[Call]) -> list[_native.Message | BaseException]:
         """On a worker thread: the answer (or error) of each call."""
         if len(calls) > 1:
+            start = time.perf_counter()
             try:
-                return self._execute_merged(calls)
+                answers = self._execute_merged(calls)
             except _Unmergeable:
                 pass
-            except CallError as exc:
+            except ServerError as exc:
                 log.debug("merged batch of %d calls failed (%s); running them one by one", len(calls), exc)
-        return [_answer(self.runner.execute, call) for call in calls]
+            else:
+                end, rows = time.perf_counter(), sum(call.rows for call in calls)
+                for i, call in enumerate(calls):  # the run counts once, each call's wait once
+                    call.ran = (start, end, rows, i == 0)
+                return answers
+        return [_answer(self._execute_alone, call) for call in calls]
 
     def _execute_merged(self, calls: list[Call]) -> list[_native.Message | BaseException]:
         first = calls[0]
@@ -135,8 +153,8 @@ class _Unmergeable(Exception):
     """The model's outputs cannot be split back into the calls' rows."""
 
 
-def _answer(function: Callable, argument: object) -> _native.Message | BaseException:
+def _answer(function: Callable[[Any], Any], argument: object) -> _native.Message | BaseException:
     try:
         return function(argument)
-    except CallError as exc:
+    except ServerError as exc:
         return exc

@@ -1,32 +1,44 @@
 # SPDX-License-Identifier: Apache-2.0
-"""The HTTP/1.1 server ``serve()`` runs: an asyncio ``BufferedProtocol`` with
-``httptools`` (llhttp) parsing, on uvloop when installed.
+"""The HTTP/1.1 front end ``serve()`` runs: an asyncio ``BufferedProtocol``
+with ``httptools`` (llhttp) parsing, on uvloop when installed. It moves bytes
+between sockets and the ``Dispatcher`` and decides nothing about what is
+answered: routes, refusals, scheduling and error answers are the
+dispatcher's.
 
 Why not uvicorn: its protocol copies every ~64 KiB chunk into a bytes object
 and passes each through an ASGI message dict, so a 77 MB body costs ~1200
 Python round trips and as many copies (bench/README.md has the numbers).
-Here a body with a Content-Length is received by the kernel straight into one
-buffer of that size (``get_buffer`` hands out the unfilled part of it, so
-each ``recv_into`` takes everything the socket holds); the parser only sees
-the head and the first bytes of the body. Answers are written as the native
-message's memory (or a v2 answer's buffers), with no copy. Paths under
-``/v2`` go to the Open Inference Protocol side (``v2_endpoint``).
+Here a body with a Content-Length is received by the kernel straight into its
+lease's buffer (``get_buffer`` hands out the part the byte budget has
+granted, so each ``recv_into`` takes what the socket holds); the parser only
+sees the head and the first bytes of the body. Answers are written as their
+own buffers, with no copy.
+
+Threads: everything here runs on the event loop thread. A model worker never
+touches a connection: its result reaches the dispatcher on the loop, which
+calls ``_reply``. (A worker writing its answer straight to the socket saved
+a loop wake-up, but needed a lock around every piece of connection state
+and a dup'd descriptor; small calls to fast models now run inline instead.)
 
 HTTP behaviour:
 
 * keep-alive; pipelined requests are answered one at a time, in order;
   reading pauses while too many wait or while the client does not read;
-* chunked request bodies (collected, size-checked as they grow);
-* ``Expect: 100-continue`` answered before reading the body;
-* limits: the head (request line + headers) at ``max_header_bytes`` (431); a
-  body over ``max_request_bytes`` gets 413 from its Content-Length before it
-  is read; after a refusal the server stops reading, sends the answer with
-  ``Connection: close``, half-closes and discards what still arrives for a
-  moment (a lingering close, so the client sees the answer, not a reset);
+* chunked request bodies (size-checked as they grow);
+* ``Expect: 100-continue`` answered before reading the body, once every
+  earlier answer on the connection is out (never ahead of one);
+* limits: the head (request line + headers) at ``max_header_bytes`` (431);
+  at most ``max_connections`` open connections (one more is answered 503
+  and closed); bodies over ``max_request_bytes`` (413) or past the budget of
+  request bytes in flight (503) as the dispatcher decides. After a refusal
+  the server stops reading, sends the answer with ``Connection: close``,
+  half-closes and discards what still arrives for a moment (a lingering
+  close, so the client sees the answer, not a reset);
 * timeouts: a head not complete, or a body making no progress, within
   ``request_timeout`` gets 408 and is closed (slow clients); an idle
   connection is closed after ``keep_alive_timeout``; a client that does not
   read its answer for ``request_timeout`` is dropped;
+* every answer carries ``Date``;
 * shutdown: stop accepting, close idle connections, let requests in flight
   finish (up to ``graceful_timeout``), then close the rest.
 """
@@ -35,76 +47,73 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-import os
 import socket
-import sys
-import threading
+import ssl
 import time
-from typing import Any
 
 import httptools
-import numpy as np
 
-from tf_graphpipe.server.endpoint import (
-    HEALTH_PATHS,
-    NOT_ALLOWED,
-    OCTET_STREAM,
-    Endpoint,
-    Refused,
-    too_large,
+from tf_graphpipe.server.answer import Answer
+from tf_graphpipe.server.dispatcher import Dispatcher, Request
+from tf_graphpipe.server.errors import (
+    BadRequest,
+    HeadTooLarge,
+    Overloaded,
+    RequestTimeout,
+    ServerError,
 )
-from tf_graphpipe.server.http_framing import CONTINUE, answer_head, framed_answer
-from tf_graphpipe.server.inference import INVALID_ARGUMENT, Call
-from tf_graphpipe.server.v2_endpoint import is_v2_path
-from tf_graphpipe.server.v2_wire import V2Answer
+from tf_graphpipe.server.http_framing import CONTINUE, Heads
 
-__all__ = ["HttpServer"]
+__all__ = ["DEFAULT_MAX_CONNECTIONS", "HttpServer"]
 
 log = logging.getLogger("tf_graphpipe.server")
 
+DEFAULT_MAX_CONNECTIONS = 1024
 READ_CHUNK = 256 << 10  # the shared buffer heads and small bodies land in
 SMALL_ANSWER = 64 << 10  # answers up to this size are joined to their head: one write
 MAX_WAITING = 8  # pipelined requests parsed ahead before reading pauses
 LINGER_SECONDS = 2.0
-BLOB_ALIGNMENT = 64  # a v2 body's first blob lands at this alignment: inputs are views, not copies
-REUSE_MIN_BYTES = 1 << 20  # bodies this large reuse the connection's previous buffer when free
-SPARE_IDLE_SECONDS = 5.0  # an idle connection gives its spare buffer back after this
 SWEEP_SECONDS = 1.0
-
-_HEALTH = frozenset(p.encode() for p in HEALTH_PATHS)
-def _aligned(buffer: np.ndarray, size: int, align_at: int) -> np.ndarray:
-    """``size`` bytes of ``buffer`` (BLOB_ALIGNMENT longer) with byte ``align_at`` aligned."""
-    shift = -(buffer.ctypes.data + align_at) % BLOB_ALIGNMENT
-    return buffer[shift:shift + size]
 
 
 class HttpServer:
-    """Serves one ``Endpoint`` on listening sockets, on the running loop.
+    """Serves a ``Dispatcher`` on listening sockets, on the running loop.
 
     Args:
-        endpoint: what to answer.
+        dispatcher: what to answer.
         keep_alive_timeout: seconds an idle connection stays open.
         request_timeout: seconds allowed for a request's head, and for a body
             or an answer to make progress.
         max_header_bytes: largest request line + headers.
+        max_connections: connections open at once; one more is answered 503.
         graceful_timeout: seconds ``shutdown`` waits for requests in flight.
+        ssl_context: serve TLS with it (asyncio's SSL transport: a body is
+            still decrypted straight into its lease's buffer).
     """
 
     def __init__(
         self,
-        endpoint: Endpoint,
+        dispatcher: Dispatcher,
         *,
         keep_alive_timeout: float = 75.0,
         request_timeout: float = 60.0,
         max_header_bytes: int = 64 << 10,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
         graceful_timeout: float = 10.0,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
-        self.endpoint = endpoint
+        if max_connections < 1:
+            raise ValueError(f"max_connections must be >= 1, got {max_connections}")
+        self.dispatcher = dispatcher
         self.keep_alive_timeout = keep_alive_timeout
         self.request_timeout = request_timeout
         self.max_header_bytes = max_header_bytes
+        self.max_connections = max_connections
         self.graceful_timeout = graceful_timeout
+        self.ssl_context = ssl_context
         self.connections: set[_Connection] = set()
+        self.admitted = 0  # connections counted against max_connections
+        self.heads = Heads()
         # One read buffer for every connection: the loop runs one callback at
         # a time and everything read into it is parsed (or copied) at once.
         self.read_view = memoryview(bytearray(READ_CHUNK))
@@ -118,25 +127,32 @@ class HttpServer:
         self.loop = asyncio.get_running_loop()
         self.clock = self.loop.time()
         for sock in sockets:
-            self._servers.append(await self.loop.create_server(lambda: _Connection(self), sock=sock, backlog=2048))
-        self._sweeper = self.loop.call_later(SWEEP_SECONDS, self._sweep)
+            self._servers.append(await self.loop.create_server(lambda: _Connection(self), sock=sock, backlog=2048,
+                                                               ssl=self.ssl_context))
+        self._sweep()
 
     def _sweep(self) -> None:
-        self.clock = now = self.loop.time()
+        loop: asyncio.AbstractEventLoop = self.loop  # type: ignore[assignment]
+        self.clock = now = loop.time()
+        wall = time.time()
+        self.heads.refresh(wall)
         for connection in list(self.connections):
             connection.check_timeouts(now)
-        self._sweeper = self.loop.call_later(SWEEP_SECONDS, self._sweep)
+        self.dispatcher.budget.pool.trim()
+        # Next just after the wall clock's next second, so Date is never a second late.
+        self._sweeper = loop.call_later(SWEEP_SECONDS - wall % 1.0 + 0.001, self._sweep)
 
     async def shutdown(self) -> None:
         """Stops accepting; finishes requests in flight (up to
         ``graceful_timeout``); closes every connection."""
-        self.endpoint.ready = False
+        loop: asyncio.AbstractEventLoop = self.loop  # type: ignore[assignment]
+        self.dispatcher.close()
         for server in self._servers:
             server.close()
         for connection in list(self.connections):
             connection.close_when_idle()
-        deadline = self.loop.time() + self.graceful_timeout
-        while self.connections and self.loop.time() < deadline:
+        deadline = loop.time() + self.graceful_timeout
+        while self.connections and loop.time() < deadline:
             await asyncio.sleep(0.02)
         for connection in list(self.connections):
             connection.abort()
@@ -146,93 +162,105 @@ class HttpServer:
 
 
 class _Connection(asyncio.BufferedProtocol):
-    """One client connection: parse, dispatch in order, answer."""
+    """One client connection: parse, hand each request to the dispatcher in
+    order, write its answer. Event loop thread only."""
 
     def __init__(self, server: HttpServer) -> None:
         self.server = server
-        self.endpoint = server.endpoint
+        self.dispatcher = server.dispatcher
         self.loop = server.loop
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpRequestParser(self)
         self.last_io = server.clock
-        self.waiting: collections.deque[tuple[Any, ...]] = collections.deque()
-        self.busy = False  # a request is being answered
-        # The worker that ran the model writes a small answer itself when the
-        # connection is quiet (saves a wake-up of the loop thread, the largest
-        # part of a small call's latency). It writes to a dup of the socket,
-        # which stays valid until connection_lost, under this lock.
-        self.lock = threading.Lock()
-        self.fd = -1
-        # The last large body buffer, reused by the next large body once
-        # nothing (the model, a view of an input) references it any more:
-        # fresh pages cost a page fault and a kernel memset each.
-        self.spare: np.ndarray | None = None
+        self.admitted = False
+        # Requests whose body has arrived, answered one at a time in order; an
+        # Answer instead of a request is a refusal, answered in its turn.
+        self.waiting: collections.deque[tuple[Request | Answer, bool]] = collections.deque()
+        self.answering: Request | None = None  # the request the dispatcher is answering
+        self.answering_keep_alive = True
+        self.dispatching = False  # inside _next: a reply made meanwhile does not recurse
         self.closing = False  # close once the current answers are out
         self.discarding = False  # refused: read and drop whatever still comes
         self.reading_paused = False
         self.writing_paused_since: float | None = None
         self.linger: asyncio.TimerHandle | None = None
-        self.task: asyncio.Task[None] | None = None
-        self.current = (b"", b"")  # method and path being answered, for the debug log
-        self.handler: Any = self.endpoint  # the Endpoint or its v2 side, for the request being answered
-        self.timed = False  # the model time of the call in flight feeds the inline policy
+        self.continue_owed = False  # 100 Continue to send once earlier answers are out
+        self.peer = "-"  # host:port of the client, for the access log
         self._reset_message()
 
     def _reset_message(self) -> None:
         self.in_message = False
         self.head_complete = False
-        self.direct = False  # the body is being received straight into self.body
+        self.direct = False  # the body is being received straight into its lease
+        self.request: Request | None = None  # the request whose body is arriving
         self.url = b""
         self.head_bytes = 0
         self.head_fed = 0
         self.content_length: int | None = None
+        self.chunked = False
         self.header_length: int | None = None  # v2 Inference-Header-Content-Length
-        self.chunked: bytearray | None = None
-        self.body: np.ndarray | None = None
-        self.body_view: memoryview | None = None
-        self.filled = 0
+        self.authorization: bytes | None = None
+        self.traceparent: bytes | None = None
         self.expect_continue = False
-        self.method = b""
         self.keep_alive = True
         self.started = self.server.clock
+
+    @property
+    def busy(self) -> bool:
+        return self.answering is not None
 
     # ---- asyncio.BufferedProtocol ---------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
-        self.server.connections.add(self)
+        server = self.server
+        server.connections.add(self)
+        if server.admitted >= server.max_connections:
+            self._refuse(Overloaded(f"the server has {server.admitted} connections open, its limit "
+                                    f"(max_connections): retry later"), known_path=False)
+            return
+        server.admitted += 1
+        self.admitted = True
+        peer = transport.get_extra_info("peername")
+        if isinstance(peer, tuple) and len(peer) >= 2:
+            self.peer = f"{peer[0]}:{peer[1]}"
         sock = transport.get_extra_info("socket")
         if sock is not None:
             try:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                self.fd = os.dup(sock.fileno())
             except (OSError, AttributeError, ValueError):
                 pass
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.server.connections.discard(self)
-        with self.lock:
-            self.transport = None
-            if self.fd >= 0:
-                os.close(self.fd)
-                self.fd = -1
-        self.body = self.body_view = self.chunked = self.spare = None
+        if self.admitted:
+            self.server.admitted -= 1
+            self.admitted = False
+        self.transport = None
+        self._drop_incoming()
+        for item, _ in self.waiting:
+            if type(item) is Request:
+                item.done()
         self.waiting.clear()
+        # A request being answered keeps its lease until the dispatcher replies
+        # (the model may still be reading its body).
         if self.linger is not None:
             self.linger.cancel()
-        if self.task is not None:
-            self.task.cancel()
 
     def get_buffer(self, sizehint: int) -> memoryview:
         if self.direct:
-            return self.body_view[self.filled:]  # type: ignore[index]
+            try:
+                return self.request.lease.writable()  # type: ignore[union-attr]
+            except ServerError as exc:
+                self._refuse(exc)
         return self.server.read_view
 
     def buffer_updated(self, nbytes: int) -> None:
         self.last_io = self.server.clock
         if self.direct:
-            self.filled += nbytes
-            if self.filled == self.content_length:
+            lease = self.request.lease  # type: ignore[union-attr]
+            lease.received(nbytes)  # type: ignore[union-attr]
+            if lease.complete:  # type: ignore[union-attr]
                 # The parser was left mid-body; the next request gets a fresh one.
                 self.parser = httptools.HttpRequestParser(self)
                 self.on_message_complete()
@@ -242,22 +270,21 @@ class _Connection(asyncio.BufferedProtocol):
         try:
             self.parser.feed_data(self.server.read_view[:nbytes])
         except httptools.HttpParserUpgrade:
-            self._refuse(Refused(400, INVALID_ARGUMENT, "protocol upgrades are not supported"))
+            self._refuse(BadRequest("protocol upgrades are not supported"))
             return
         except httptools.HttpParserError as exc:
-            self._refuse(Refused(400, INVALID_ARGUMENT, f"malformed HTTP request: {exc}"))
+            self._refuse(BadRequest(f"malformed HTTP request: {exc}"))
             return
         if self.discarding:
             return
         if self.head_complete:
-            if self.body is not None:
-                self.direct = True  # the rest of the body goes straight into its buffer
+            if self.request is not None and self.content_length:
+                self.direct = True  # the rest of the body goes straight into its lease
         elif self.in_message:
             # llhttp keeps an unfinished header line to itself: bound what it may hold.
             self.head_fed += nbytes
             if self.head_fed > self.server.max_header_bytes:
-                self._refuse(Refused(431, INVALID_ARGUMENT, "request head exceeds the server's limit of "
-                                     f"{self.server.max_header_bytes} bytes"))
+                self._refuse(self._head_too_large())
 
     def eof_received(self) -> bool | None:
         # A client may half-close after its request: answer what is complete.
@@ -284,236 +311,111 @@ class _Connection(asyncio.BufferedProtocol):
         self.url += url
         self.head_bytes += len(url)
         if self.head_bytes > self.server.max_header_bytes:
-            self._refuse(Refused(431, INVALID_ARGUMENT,
-                                 f"request head exceeds the server's limit of {self.server.max_header_bytes} bytes"))
+            self._refuse(self._head_too_large())
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self.head_bytes += len(name) + len(value) + 4
         if self.head_bytes > self.server.max_header_bytes:
-            self._refuse(Refused(431, INVALID_ARGUMENT,
-                                 f"request head exceeds the server's limit of {self.server.max_header_bytes} bytes"))
+            self._refuse(self._head_too_large())
             return
-        if len(name) == 14 and name.lower() == b"content-length":
+        size = len(name)
+        if size == 14 and name.lower() == b"content-length":
             self.content_length = int(value)  # llhttp has checked it is digits
-        elif len(name) == 6 and name.lower() == b"expect":
+        elif size == 17 and name.lower() == b"transfer-encoding":
+            self.chunked = True
+        elif size == 6 and name.lower() == b"expect":
             self.expect_continue = value.lower() == b"100-continue"
-        elif len(name) == 31 and name.lower() == b"inference-header-content-length":
+        elif size == 31 and name.lower() == b"inference-header-content-length":
             self.header_length = int(value) if value.isdigit() else -1  # -1: refused by the v2 decoder
+        elif size == 13 and name.lower() == b"authorization":
+            self.authorization = value
+        elif size == 11 and name.lower() == b"traceparent":
+            self.traceparent = value
 
     def on_headers_complete(self) -> None:
         if self.discarding:
             return
         self.head_complete = True
-        self.method = self.parser.get_method()
         self.keep_alive = self.parser.should_keep_alive()
-        limit = self.endpoint.max_request_bytes
-        if self.content_length is not None:
-            if self.content_length > limit:
-                self._refuse(too_large(self.content_length, limit))
-                return
-            if self.content_length:
-                self.body = self._body_buffer(self.content_length, self.header_length or 0)
-                self.body_view = memoryview(self.body)
+        length = self.content_length if self.content_length is not None or self.chunked else 0
+        request = self.dispatcher.begin(self.parser.get_method(), self.url.partition(b"?")[0], length,
+                                        self.header_length, self.authorization, self.traceparent, self.peer)
+        if request.refused is not None:
+            self._refuse_with(request.refused)
+            return
+        self.request = request
         if self.expect_continue and self.transport is not None:
-            self.transport.write(CONTINUE)
-
-    def _body_buffer(self, size: int, align_at: int) -> np.ndarray:
-        """A buffer for a body of ``size`` bytes whose byte ``align_at`` (a v2
-        body's first blob) sits at a BLOB_ALIGNMENT boundary."""
-        spare = self.spare
-        padded = size + BLOB_ALIGNMENT
-        # References to a free spare: self.spare, the local, getrefcount's argument.
-        if spare is not None and padded <= spare.size < 2 * padded and sys.getrefcount(spare) == 3:
-            return _aligned(spare, size, align_at)
-        # np.empty: no memset; each page is first touched by the kernel's copy.
-        buffer = np.empty(padded, np.uint8)
-        if size >= REUSE_MIN_BYTES:
-            self.spare = buffer
-        return _aligned(buffer, size, align_at)
+            if self.busy or self.waiting:
+                self.continue_owed = True  # after the earlier answers, in order
+            else:
+                self.transport.write(CONTINUE)
 
     def on_body(self, chunk: bytes) -> None:
-        if self.discarding:
+        if self.discarding or self.request is None:
             return
-        if self.body_view is not None:
-            end = self.filled + len(chunk)
-            self.body_view[self.filled:end] = chunk
-            self.filled = end
-            return
-        if self.chunked is None:
-            self.chunked = bytearray()
-        self.chunked += chunk
-        if len(self.chunked) > self.endpoint.max_request_bytes:
-            self._refuse(too_large(None, self.endpoint.max_request_bytes))
+        try:
+            self.request.lease.write(chunk)  # type: ignore[union-attr]
+        except ServerError as exc:
+            self._refuse(exc)
 
     def on_message_complete(self) -> None:
         if self.discarding:
             return
-        if self.body is not None:
-            body: Any = self.body
-        elif self.chunked is not None:
-            body = self.chunked
-        else:
-            body = b""
-        with self.lock:  # a worker may be finishing the previous answer
-            self.waiting.append((self.method, self.url, body, self.keep_alive, self.header_length))
-            busy = self.busy
+        request = self.request
         self._reset_message()
+        self.waiting.append((request, self.keep_alive))  # type: ignore[arg-type]
         if len(self.waiting) >= MAX_WAITING:
             self._pause_reading()
-        if not busy:
-            self._next()
+        self._next()
 
     # ---- answering ------------------------------------------------------------------
 
     def _next(self) -> None:
-        while not self.busy and self.waiting and self.transport is not None and self.writing_paused_since is None:
-            with self.lock:
-                item = self.waiting.popleft()
-                self.busy = True
-            if item[0] is None:  # a refusal, answered in its turn
-                self._send_refusal(item[1], item[2])
-                return
-            self._dispatch(*item)
-        if self.reading_paused and len(self.waiting) < MAX_WAITING // 2 and self.writing_paused_since is None \
-                and not self.discarding and self.transport is not None:
-            self.reading_paused = False
-            self.transport.resume_reading()
-
-    def _dispatch(self, method: bytes, url: bytes, body: Any, keep_alive: bool, header_length: int | None) -> None:
-        self.keep_alive = keep_alive and not self.closing
-        path = url.partition(b"?")[0]
-        self.current = (method, path)
-        endpoint = self.handler = self.endpoint
-        if is_v2_path(path):  # the Open Inference Protocol side: a call, or the answer itself
-            self.handler = endpoint.v2
-            result = endpoint.v2.handle(method, path.decode("latin-1"), body, header_length)
-            if type(result) is Call:
-                self._submit(result, len(body))
-            else:
-                self._send(result[0], OCTET_STREAM, result[1], head_only=method == b"HEAD")
-        elif method == b"POST" and path not in _HEALTH:
-            try:
-                prepared = endpoint.prepare(body)
-            except Exception as exc:  # noqa: BLE001 - the caller's mistake, or ours: an answer
-                self._answered(endpoint.error_answer(exc))
-                return
-            if type(prepared) is Call:
-                self._submit(prepared, len(body))
-                return
-            self._send(200, OCTET_STREAM, prepared)
-        elif method in (b"GET", b"HEAD") or path in _HEALTH:
-            status, answer, content_type = endpoint.get(path.decode("latin-1"))
-            self._send(status, content_type, answer, head_only=method == b"HEAD")
-        else:
-            self._send(405, b"text/plain", NOT_ALLOWED, extra=b"allow: GET, HEAD, POST\r\n")
-
-    def _submit(self, call: Call, body_bytes: int) -> None:
-        """To the batcher, to a model worker, or (small calls to a fast model) run right here."""
-        endpoint = self.endpoint
-        if endpoint.batcher is not None:
-            self.task = self.loop.create_task(self._batched(call))
+        if self.dispatching:
             return
-        self.timed = endpoint.inline.small(body_bytes)  # one request at a time: the worker reads it
-        if self.timed and endpoint.inline.admits():
-            self._execute(call, inline=True)
-        else:
-            endpoint.workers.call_soon(self._execute, call, None, None)
-
-    async def _batched(self, call: Call) -> None:
+        self.dispatching = True
         try:
-            answer = await self.endpoint.batcher.submit(call)  # type: ignore[union-attr]
-        except Exception as exc:  # noqa: BLE001
-            self._answered(self.handler.error_answer(exc))
-        else:
-            self._answered((200, answer))
+            while (self.answering is None and self.waiting and self.transport is not None
+                   and self.writing_paused_since is None):
+                item, keep_alive = self.waiting.popleft()
+                if type(item) is Answer:  # a refusal, answered in its turn
+                    self._send_refusal(item)
+                    return
+                self.answering, self.answering_keep_alive = item, keep_alive  # type: ignore[assignment]
+                self.dispatcher.finish(item, self._reply)  # type: ignore[arg-type]
         finally:
-            self.task = None
-
-    def _execute(self, call: Call, inline: bool = False) -> None:
-        """On a worker thread (or the loop, inline): run the model, then
-        answer from here when the connection allows, else from the loop."""
-        start = time.perf_counter()
-        result = self.handler.execute(call)
-        if self.timed:
-            self.endpoint.inline.record(time.perf_counter() - start, inline)
-        if self._write_from_worker(*result):
-            return
-        try:
-            self.loop.call_soon_threadsafe(self._answered, result)
-        except RuntimeError:  # the loop is gone (shutdown): nobody to answer
-            pass
-
-    def _write_from_worker(self, status: int, answer: Any) -> bool:
-        """Writes the whole answer with one non-blocking write if nothing else
-        is queued on this connection; False (nothing written) otherwise."""
-        with self.lock:
-            transport = self.transport
-            if (self.fd < 0 or transport is None or self.waiting or self.closing or not self.keep_alive
-                    or self.writing_paused_since is not None or transport.is_closing()
-                    or transport.get_write_buffer_size()):
-                return False
-            length = len(answer)
-            buffers = framed_answer(status, answer, False)
-            total = len(buffers[0]) + length
-            try:
-                if length <= SMALL_ANSWER:
-                    written = os.write(self.fd, b"".join(buffers))
-                else:
-                    written = os.writev(self.fd, buffers)
-            except (BlockingIOError, InterruptedError):
-                written = 0
-            except OSError:  # the client is gone; the loop sees it too
-                written = total
-            if written < total:  # the loop writes the rest (busy stays set until then)
-                self.loop.call_soon_threadsafe(self._write_rest, buffers, written)
-                return True
-            self.busy = False
-        if log.isEnabledFor(logging.DEBUG):
-            log.debug("%s %s -> %d (%d bytes out)", self.current[0].decode(), self.current[1].decode("latin-1"),
-                      status, length)
-        return True
-
-    def _write_rest(self, buffers: list[Any], written: int) -> None:
-        """On the loop: the part of an answer a worker could not write at once."""
+            self.dispatching = False
         transport = self.transport
-        if transport is not None and not transport.is_closing():
-            rest = []
-            for view in (memoryview(b).cast("B") for b in buffers):
-                if written < len(view):
-                    rest.append(view[written:])
-                written = max(0, written - len(view))
-            transport.writelines(rest)
-        with self.lock:
-            self.busy = False
-        self._next()
+        if transport is None or self.answering is not None:
+            return
+        if self.continue_owed and not self.waiting and self.request is not None:
+            self.continue_owed = False
+            transport.write(CONTINUE)
+        if self.reading_paused and len(self.waiting) < MAX_WAITING // 2 and self.writing_paused_since is None \
+                and not self.discarding:
+            self.reading_paused = False
+            transport.resume_reading()
 
-    def _answered(self, result: tuple[int, Any]) -> None:
-        """A POST's (status, answer), on the loop."""
-        status, answer = result
-        self._send(status, OCTET_STREAM, answer)
-
-    def _send(self, status: int, content_type: bytes, answer: Any, *, head_only: bool = False,
-              extra: bytes = b"") -> None:
-        """Answers with ``answer`` (a v2 answer brings its own content type and headers)."""
+    def _reply(self, answer: Answer) -> None:
+        """The dispatcher's answer to the request being answered (on the loop)."""
+        request, self.answering = self.answering, None
         transport = self.transport
         if transport is None or transport.is_closing():  # the client went away while we worked
+            if request is not None:
+                request.done()
             return
-        close = not self.keep_alive or self.closing
-        length = len(answer)
-        parts = (answer,)
-        if type(answer) is V2Answer:
-            content_type, extra, parts = answer.content_type, answer.headers, answer.parts
-        head = answer_head(status, content_type, length, close, extra)
-        if head_only:
+        close = answer.close or not self.answering_keep_alive or self.closing
+        head = self.server.heads.head(answer, close)
+        if request is not None and request.method == b"HEAD":
             transport.write(head)
-        elif length <= SMALL_ANSWER:
-            transport.write(b"".join((head, *parts)))
+        elif answer.length <= SMALL_ANSWER:
+            transport.write(b"".join((head, *answer.parts)))
         else:
-            transport.writelines((head, *(memoryview(p).cast("B") for p in parts)))
-        if log.isEnabledFor(logging.DEBUG):
-            log.debug("%s %s -> %d (%d bytes out)", self.current[0].decode(), self.current[1].decode("latin-1"),
-                      status, length)
-        self.busy = False
+            transport.writelines((head, *(memoryview(p).cast("B") for p in answer.parts)))
+        if request is not None:
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug("%s -> %d (%d bytes out)", request.where, answer.status, answer.length)
+            request.done()
         if close:
             transport.close()
             return
@@ -521,28 +423,42 @@ class _Connection(asyncio.BufferedProtocol):
 
     # ---- refusals, timeouts, closing ------------------------------------------------
 
-    def _refuse(self, refusal: Refused) -> None:
+    def _head_too_large(self) -> HeadTooLarge:
+        return HeadTooLarge(f"request head exceeds the server's limit of {self.server.max_header_bytes} bytes")
+
+    def _refuse(self, exc: ServerError, known_path: bool = True) -> None:
         """Stops reading this connection; the refusal is answered in turn,
         then the connection is closed."""
         if self.discarding:
             return
+        path = self.url.partition(b"?")[0] if known_path else None
+        method = self.parser.get_method() if known_path and self.head_complete else b""
+        self._refuse_with(self.dispatcher.refusal(exc, method, path))
+
+    def _refuse_with(self, answer: Answer) -> None:
+        if self.discarding:
+            return
         self.discarding = True
-        self.direct = False
-        self.body = self.body_view = self.chunked = None
-        self.waiting.append((None, refusal, is_v2_path(self.url.partition(b"?")[0])))
+        self._drop_incoming()
+        self.waiting.append((answer, False))
         self._next()
 
-    def _send_refusal(self, refusal: Refused, v2: bool) -> None:
+    def _drop_incoming(self) -> None:
+        self.direct = False
+        if self.request is not None:
+            self.request.done()
+            self.request = None
+
+    def _send_refusal(self, answer: Answer) -> None:
         transport = self.transport
         if transport is None:
             return
-        status, answer = (self.endpoint.v2 if v2 else self.endpoint).error_answer(refusal)
-        transport.write(b"".join(framed_answer(status, answer, True)))
+        transport.write(b"".join((self.server.heads.head(answer, True), *answer.parts)))
         # Lingering close: a client still sending its body gets our answer
         # rather than a reset; what it sends is read and dropped for a while.
         if transport.can_write_eof():
             transport.write_eof()
-            self.linger = self.loop.call_later(LINGER_SECONDS, self.abort)
+            self.linger = self.loop.call_later(LINGER_SECONDS, self.abort)  # type: ignore[union-attr]
         else:
             transport.close()
 
@@ -560,14 +476,9 @@ class _Connection(asyncio.BufferedProtocol):
             stalled = now - (self.last_io if self.head_complete else self.started)
             if stalled > server.request_timeout:
                 what = "body made no progress" if self.head_complete else "head not complete"
-                self._refuse(Refused(408, INVALID_ARGUMENT,
-                                     f"request timed out: {what} within {server.request_timeout:g} s"))
-        elif not self.busy and not self.waiting:
-            idle = now - self.last_io
-            if idle > server.keep_alive_timeout:
-                self.transport.close()
-            elif idle > SPARE_IDLE_SECONDS:
-                self.spare = None
+                self._refuse(RequestTimeout(f"request timed out: {what} within {server.request_timeout:g} s"))
+        elif not self.busy and not self.waiting and now - self.last_io > server.keep_alive_timeout:
+            self.transport.close()
 
     def close_when_idle(self) -> None:
         """Shutdown: close now if nothing is in progress, else after the answer."""
@@ -583,3 +494,4 @@ class _Connection(asyncio.BufferedProtocol):
         if not self.reading_paused and self.transport is not None:
             self.reading_paused = True
             self.transport.pause_reading()
+

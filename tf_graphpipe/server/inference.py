@@ -8,8 +8,6 @@ Runs on worker threads; nothing here touches the event loop.
 from __future__ import annotations
 
 import logging
-import re
-import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -17,41 +15,12 @@ from typing import Any
 import numpy as np
 
 from tf_graphpipe import _native, dtypes
+from tf_graphpipe.server.errors import BadRequest, ModelFailed, describe
 from tf_graphpipe.server.model import InputRejected, Model
 
-__all__ = ["CallError", "BadRequest", "ModelFailed", "Call", "ModelRunner"]
+__all__ = ["BadRequest", "Call", "ModelFailed", "ModelRunner"]
 
 log = logging.getLogger("tf_graphpipe.server")
-
-# Error.code values: the canonical codes of cc/core/status.h (as tf.errors / gRPC).
-INVALID_ARGUMENT = 3
-RESOURCE_EXHAUSTED = 8
-INTERNAL = 13
-
-
-class CallError(Exception):
-    """A call that ends in an error response; ``status`` is the HTTP status."""
-
-    status = 500
-    code = INTERNAL
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-
-class BadRequest(CallError):
-    """The request does not fit the model (count, name, dtype, shape, output)."""
-
-    status = 400
-    code = INVALID_ARGUMENT
-
-
-class ModelFailed(CallError):
-    """The model raised, or returned something that cannot be sent."""
-
-    status = 500
-    code = INTERNAL
 
 
 @dataclass
@@ -61,15 +30,18 @@ class Call:
     ``batch_key`` is None when the call cannot be merged with others; calls with
     equal keys differ at most in their first dimension (``rows``). ``encode``
     turns the selected outputs into this call's answer (None: a GraphPipe
-    InferResponse; the v2 endpoint sets its own).
+    InferResponse; the v2 endpoint sets its own). ``ran``: set by the batcher,
+    (start, end, rows, counted) of the model run that answered it, for metrics
+    and spans (``counted``: False for the other calls of a merged batch).
     """
 
     inputs: list[np.ndarray]
     output_names: tuple[str, ...]
     config: bytes
     rows: int = 0
-    batch_key: tuple | None = None
+    batch_key: tuple[Any, ...] | None = None
     encode: Callable[[list[tuple[str, np.ndarray]]], Any] | None = None
+    ran: tuple[float, float, int, bool] | None = None
 
 
 class ModelRunner:
@@ -99,7 +71,7 @@ class ModelRunner:
         ordered = list(inputs)
         if input_names and not model.variadic:
             ordered = [None] * len(inputs)  # type: ignore[list-item]
-            for name, array in zip(input_names, inputs):
+            for name, array in zip(input_names, inputs, strict=True):  # lengths checked above
                 index = self._input_index.get(name)
                 if index is None:
                     known = ", ".join(repr(s.name) for s in model.inputs)
@@ -107,7 +79,7 @@ class ModelRunner:
                 if ordered[index] is not None:
                     raise BadRequest(f"input {name!r} given twice")
                 ordered[index] = array
-        for spec, array in zip(model.inputs, ordered):
+        for spec, array in zip(model.inputs, ordered, strict=False):  # a variadic model declares none
             problem = spec.check(array, f"input {spec.name!r}")
             if problem:
                 raise BadRequest(problem)
@@ -168,19 +140,6 @@ class ModelRunner:
         return (call.encode or self.encode)(self.run(call))
 
     def describe(self, exc: BaseException, what: str) -> str:
-        """A message for the client: the exception's own text without the
-        TensorFlow node trace (file paths); the full traceback if debug."""
-        if self.debug:
-            return f"{what}: " + "".join(traceback.format_exception(exc)).rstrip()
-        return f"{what}: {type(exc).__name__}: {_public_text(exc)}"
-
-
-_TF_NOISE = re.compile(r"^(Graph execution error:|Detected at node .* defined at|File \"|\[\[)")
-
-
-def _public_text(exc: BaseException) -> str:
-    text = getattr(exc, "message", None)
-    text = text if isinstance(text, str) else str(exc)
-    lines = [line.strip() for line in text.splitlines()]
-    kept = [line for line in lines if line and not _TF_NOISE.match(line)]
-    return re.sub(r"\s*\[Op:[^\]]*\]$", "", " ".join(kept)) or type(exc).__name__
+        """A message for the client about ``exc`` (``errors.describe``, with
+        the traceback if this runner is in debug mode)."""
+        return describe(exc, what, self.debug)

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-from tf_graphpipe.server.inference import CallError
+from tf_graphpipe.server.errors import FailedPrecondition, NotFound
 from tf_graphpipe.server.model import Model
 from tf_graphpipe.server.repository_config import ConfigError, ModelConfig, read_config
 from tf_graphpipe.server.repository_layout import (
@@ -58,25 +58,17 @@ log = logging.getLogger("tf_graphpipe.server")
 T = TypeVar("T")
 
 DEFAULT_POLL_SECONDS = 1.0
-NOT_FOUND = 5  # canonical codes, as cc/core/status.h
-FAILED_PRECONDITION = 9
 
 # Version states, as GET /models shows them.
 LOADING, AVAILABLE, DRAINING, FAILED = "loading", "available", "draining", "failed"
 
 
-class ModelNotFound(CallError):
+class ModelNotFound(NotFound):
     """No such model or version is served: 404, the name in the message."""
 
-    status = 404
-    code = NOT_FOUND
 
-
-class LoadFailed(CallError):
+class LoadFailed(FailedPrecondition):
     """A ``load`` request that left the model with no version served."""
-
-    status = 400
-    code = FAILED_PRECONDITION
 
 
 @dataclass(frozen=True)

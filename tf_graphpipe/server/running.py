@@ -11,12 +11,18 @@ import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from tf_graphpipe.server.endpoint import DEFAULT_MAX_REQUEST_BYTES, Endpoint
-from tf_graphpipe.server.http_server import HttpServer
-from tf_graphpipe.server.inference import ModelRunner
+from tf_graphpipe.server.bodies import (
+    DEFAULT_MAX_REQUEST_BYTES,
+    BodyBudget,
+    default_inflight_bytes,
+)
+from tf_graphpipe.server.dispatcher import Dispatcher, SingleModel
+from tf_graphpipe.server.http_server import DEFAULT_MAX_CONNECTIONS, HttpServer
 from tf_graphpipe.server.inline import DEFAULT_INLINE_MAX_US
 from tf_graphpipe.server.loading import load_model
 from tf_graphpipe.server.model import Model
+from tf_graphpipe.server.production import ProductionOptions
+from tf_graphpipe.server.served import ServedModel
 from tf_graphpipe.server.specs import IOSpec, parse_spec
 from tf_graphpipe.server.workers import ModelWorkers
 
@@ -41,6 +47,8 @@ def serve(
     name: str | None = None,
     signature: str = "serving_default",
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
+    max_inflight_bytes: int | None = None,
+    max_connections: int = DEFAULT_MAX_CONNECTIONS,
     max_batch_size: int = 0,
     batch_timeout_ms: float = 5.0,
     debug: bool = False,
@@ -49,6 +57,13 @@ def serve(
     input_specs: Sequence[IOSpec | str] | None = None,
     output_specs: Sequence[IOSpec | str] | None = None,
     onnx: SessionSettings | None = None,
+    tls_cert: str | os.PathLike[str] | None = None,
+    tls_key: str | os.PathLike[str] | None = None,
+    tls_client_ca: str | os.PathLike[str] | None = None,
+    auth_token_file: str | os.PathLike[str] | None = None,
+    auth_health: bool = False,
+    metrics: bool | None = None,
+    access_log: bool = False,
 ) -> RunningServer:
     """Serves ``model`` over GraphPipe from a background thread; the same port
     answers the Open Inference Protocol (KServe v2: ``tritonclient``, or
@@ -64,6 +79,13 @@ def serve(
         name: the model name in metadata (default: from the model).
         signature: the SavedModel signature to serve.
         max_request_bytes: bodies larger than this get 413 (default 1 GiB).
+        max_inflight_bytes: the most request-body bytes the server holds at
+            once, over every connection (received, waiting or in a call); a
+            body that would pass it gets 503 and the others go on. Bodies take
+            it as their bytes arrive, not from their Content-Length. Default:
+            2 GiB, or ``max_request_bytes`` if larger.
+        max_connections: connections open at once; one more is answered 503
+            and closed (default 1024).
         max_batch_size: > 0 merges concurrent calls into batches of up to this
             many rows (dynamic batching; off by default).
         batch_timeout_ms: how long a batch waits for more calls.
@@ -77,6 +99,19 @@ def serve(
             ``IOSpec`` or ``"name:dtype:shape"`` strings (e.g. ``"x:float32:-1,4"``).
         onnx: ONNX Runtime's threads and graph optimisation for an ``.onnx``
             model (``tf_graphpipe.server.onnx_models.SessionSettings``).
+        tls_cert, tls_key: serve HTTPS with this PEM certificate (chain, leaf
+            first) and its unencrypted key (default: in ``tls_cert``).
+        tls_client_ca: mutual TLS: clients without a certificate signed by a
+            CA in this PEM file are refused in the handshake.
+        auth_token_file: require ``Authorization: Bearer <token>`` with a
+            token listed in this file (one per line, re-read when it changes);
+            others get 401. Health routes answer without one unless
+            ``auth_health``.
+        auth_health: require the token on health routes too.
+        metrics: ``/metrics`` in the Prometheus format; None (default): on
+            when prometheus-client is installed (``tf-graphpipe[metrics]``).
+        access_log: one line per request, with its ``traceparent``, on the
+            ``tf_graphpipe.access`` logger (INFO).
 
     Returns:
         A ``RunningServer``, already accepting connections; close it (or use
@@ -108,11 +143,15 @@ def serve(
         host,
         port,
         max_request_bytes=max_request_bytes,
+        max_inflight_bytes=max_inflight_bytes,
+        max_connections=max_connections,
         max_batch_size=max_batch_size,
         batch_timeout_ms=batch_timeout_ms,
         debug=debug,
         workers=workers,
         inline_max_us=inline_max_us,
+        production=ProductionOptions(tls_cert, tls_key, tls_client_ca, auth_token_file, auth_health, metrics,
+                                     access_log),
     )
 
 
@@ -127,10 +166,11 @@ class RunningServer:
     loop (uvloop when installed) and its own model worker threads.
 
     Attributes:
-        url: ``http://HOST:PORT``, the model's URL.
+        url: ``http://HOST:PORT`` (``https://`` with TLS), the model's URL.
         host, port: where it listens.
         model: the served ``Model``.
-        endpoint: what it answers (routes, metadata, batching).
+        dispatcher: what it answers (routes, limits, scheduling); its
+            ``ready`` turns False when closing.
     """
 
     def __init__(
@@ -140,6 +180,8 @@ class RunningServer:
         port: int = 0,
         *,
         max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
+        max_inflight_bytes: int | None = None,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
         max_batch_size: int = 0,
         batch_timeout_ms: float = 5.0,
         debug: bool = False,
@@ -148,17 +190,26 @@ class RunningServer:
         keep_alive_timeout: float = KEEP_ALIVE_SECONDS,
         request_timeout: float = REQUEST_TIMEOUT_SECONDS,
         graceful_timeout: float = GRACEFUL_SHUTDOWN_SECONDS,
+        production: ProductionOptions | None = None,
     ) -> None:
         self.model = model
+        built = (production or ProductionOptions()).build()  # files read and checked before any thread starts
         self._workers = ModelWorkers(workers or min(8, (os.cpu_count() or 1) + 2))
         try:
-            self.endpoint = Endpoint(
-                ModelRunner(model, debug=debug),
-                self._workers,
-                max_request_bytes=max_request_bytes,
-                max_batch_size=max_batch_size,
-                batch_timeout_ms=batch_timeout_ms,
-                inline_max_us=inline_max_us,
+            if max_inflight_bytes is None:
+                max_inflight_bytes = default_inflight_bytes(max_request_bytes)
+            served = ServedModel(model, self._workers, debug=debug, max_batch_size=max_batch_size,
+                                 batch_timeout_ms=batch_timeout_ms, inline_max_us=inline_max_us)
+            self.dispatcher = Dispatcher(SingleModel(served), self._workers,
+                                         BodyBudget(max_inflight_bytes, max_request_bytes), debug=debug,
+                                         production=built)
+            self._http = HttpServer(
+                self.dispatcher,
+                keep_alive_timeout=keep_alive_timeout,
+                request_timeout=request_timeout,
+                max_connections=max_connections,
+                graceful_timeout=graceful_timeout,
+                ssl_context=built.ssl_context,
             )
             self._socket = _listen(host, port)
         except BaseException:
@@ -166,13 +217,8 @@ class RunningServer:
             raise
         self.host = host
         self.port = self._socket.getsockname()[1]
-        self.url = f"http://[{host}]:{self.port}" if ":" in host else f"http://{host}:{self.port}"
-        self._http = HttpServer(
-            self.endpoint,
-            keep_alive_timeout=keep_alive_timeout,
-            request_timeout=request_timeout,
-            graceful_timeout=graceful_timeout,
-        )
+        scheme = built.scheme
+        self.url = f"{scheme}://[{host}]:{self.port}" if ":" in host else f"{scheme}://{host}:{self.port}"
         self._loop = _new_event_loop()
         self._stop: asyncio.Event | None = None
         self._started = threading.Event()
@@ -184,12 +230,11 @@ class RunningServer:
             error = self._error
             self.close()
             raise RuntimeError(f"GraphPipe server on {self.url} did not start") from error
-        batching = (
-            f"batching up to {max_batch_size} rows within {batch_timeout_ms:g} ms" if max_batch_size > 0 else "no batching"
-        )
+        batching = (f"batching up to {max_batch_size} rows within {batch_timeout_ms:g} ms"
+                    if max_batch_size > 0 else "no batching")
         log.info(
-            "serving model %r (%d inputs, %d outputs) at %s; %s",
-            model.name, len(model.inputs), len(model.outputs), self.url, batching,
+            "serving model %r (%d inputs, %d outputs) at %s; %s; %s",
+            model.name, len(model.inputs), len(model.outputs), self.url, batching, built.describe(),
         )
 
     def _run(self) -> None:
@@ -219,7 +264,7 @@ class RunningServer:
         if self._closed:
             return
         self._closed = True
-        self.endpoint.ready = False
+        self.dispatcher.close()
         if self._stop is not None:
             try:
                 self._loop.call_soon_threadsafe(self._stop.set)
@@ -256,8 +301,9 @@ def _listen(host: str, port: int) -> socket.socket:
 
 def _new_event_loop() -> asyncio.AbstractEventLoop:
     try:
-        import uvloop
+        import uvloop  # type: ignore[import-not-found]
     except ImportError:
         return asyncio.new_event_loop()
-    return uvloop.new_event_loop()
+    loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
+    return loop
 

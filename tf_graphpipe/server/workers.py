@@ -94,11 +94,11 @@ def _run(function: Callable[[Any], Any], argument: Any, loop: asyncio.AbstractEv
             pass
 
 
-def _run_future(work: tuple[Future[Any], Callable[..., Any], tuple, dict]) -> None:
+def _run_future(work: tuple[Future[Any], Callable[..., Any], tuple[Any, ...], dict[str, Any]]) -> None:
     future, fn, args, kwargs = work
     if not future.set_running_or_notify_cancel():
         return
     try:
         future.set_result(fn(*args, **kwargs))
-    except BaseException as exc:
+    except BaseException as exc:  # noqa: BLE001 - the future carries it to its waiter
         future.set_exception(exc)

@@ -1,0 +1,64 @@
+# SPDX-License-Identifier: Apache-2.0
+"""``ServedModel``: one model as the dispatcher serves it, with everything
+that is per model: its runner (checks, run, encode), its GraphPipe and v2
+sides, its batcher and its inline policy. A model repository holds many of
+these by name and version; the dispatcher finds one through a
+``ModelLookup`` and never asks what kind of model it is.
+"""
+from __future__ import annotations
+
+from concurrent.futures import Executor
+
+from tf_graphpipe.server.batching import Batcher
+from tf_graphpipe.server.endpoint import Endpoint
+from tf_graphpipe.server.inference import ModelRunner
+from tf_graphpipe.server.inline import DEFAULT_INLINE_MAX_US, InlinePolicy
+from tf_graphpipe.server.model import Model
+from tf_graphpipe.server.v2_endpoint import V2Endpoint
+
+__all__ = ["ServedModel"]
+
+
+class ServedModel:
+    """A model, ready to be dispatched to.
+
+    Args:
+        model: the adapter (SavedModel, ``.keras``, callable...).
+        executor: where batches run (the server's model workers).
+        debug: tracebacks in error answers.
+        max_batch_size: > 0 turns dynamic batching on.
+        batch_timeout_ms: how long a batch waits for more calls.
+        inline_max_us: small calls to a model that keeps answering them within
+            this many µs run on the event loop, not a worker (0: never).
+
+    Attributes:
+        name, version: as clients address it (``version`` a string).
+        ready: False once the model stops taking calls (unloading).
+    """
+
+    def __init__(
+        self,
+        model: Model,
+        executor: Executor,
+        *,
+        debug: bool = False,
+        max_batch_size: int = 0,
+        batch_timeout_ms: float = 5.0,
+        inline_max_us: float = DEFAULT_INLINE_MAX_US,
+    ) -> None:
+        if max_batch_size < 0:
+            raise ValueError(f"max_batch_size must be >= 0 (0: no batching), got {max_batch_size}")
+        self.model = model
+        self.name, self.version = model.name, str(model.version)
+        self.runner = ModelRunner(model, debug=debug)
+        self.batcher = (
+            Batcher(self.runner, executor, max_batch_size, batch_timeout_ms / 1000.0) if max_batch_size > 0 else None
+        )
+        self.runner.batch_keys = self.batcher is not None
+        self.inline = InlinePolicy(inline_max_us)
+        self.ready = True
+        self.graphpipe = Endpoint(self.runner)
+        self.v2 = V2Endpoint(self.runner)
+
+    def __repr__(self) -> str:
+        return f"<ServedModel {self.name!r} version {self.version}>"
