@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 import tf_graphpipe
+
 from support import ray_models
 from support.ray_cluster import RayTestCluster, wait_until
 

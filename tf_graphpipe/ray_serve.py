@@ -41,7 +41,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from tf_graphpipe.server.endpoint import DEFAULT_MAX_REQUEST_BYTES
+from tf_graphpipe.server.bodies import DEFAULT_MAX_REQUEST_BYTES
 from tf_graphpipe.server.inline import DEFAULT_INLINE_MAX_US
 from tf_graphpipe.server.specs import IOSpec
 
