@@ -102,8 +102,8 @@ class Gateway:
         forwarded = mounted_scope({key: scope[key] for key in _FORWARDED_SCOPE_KEYS if key in scope})
         try:
             status, headers, parts = await self._call(forwarded, body)
-        except ReplicaLost as exc:  # logged by the error table
-            status, headers, parts = _unavailable(scope["method"], forwarded["path"], exc)
+        except Exception as exc:  # noqa: BLE001 - lost replicas (503), else a bug (500); logged by the table
+            status, headers, parts = _error_answer(scope["method"], forwarded["path"], exc)
         await send({"type": "http.response.start", "status": status, "headers": headers})
         if scope["method"] == "HEAD":
             parts = []
@@ -166,8 +166,9 @@ def _content_length(scope: Scope) -> int | None:
     return None
 
 
-def _unavailable(method: str, path: str, exc: ReplicaLost) -> Answer:
-    """The 503 in the protocol of ``path``, from the server's error table."""
+def _error_answer(method: str, path: str, exc: BaseException) -> Answer:
+    """The error answer in the protocol of ``path``, from the server's error
+    table: 503 Unavailable for ``ReplicaLost``, 500 for anything else."""
     wire = V2_WIRE if is_v2_path(path) else GRAPHPIPE_WIRE
     answer = wire.error(failure(exc, f"{method} {path}"))
     headers = [(b"content-type", answer.content_type), (b"content-length", b"%d" % answer.length)]

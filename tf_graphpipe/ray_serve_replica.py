@@ -124,7 +124,8 @@ class ModelReplica:
             if delivered:
                 return {"type": "http.disconnect"}
             delivered = True
-            return {"type": "http.request", "body": body, "more_body": False}
+            # A buffer, as ASGI bodies are (the array is a view of Ray's object store).
+            return {"type": "http.request", "body": memoryview(body), "more_body": False}
 
         status = 500
         headers: list[tuple[bytes, bytes]] = []
