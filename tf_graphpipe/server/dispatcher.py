@@ -26,6 +26,7 @@ A front end calls, on the event loop thread::
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import time
 from collections.abc import Callable
 from typing import Any
@@ -53,6 +54,11 @@ from tf_graphpipe.server.workers import ModelWorkers
 __all__ = ["Dispatcher", "Request", "SingleModel"]
 
 Reply = Callable[[Answer], None]
+# Run on a model worker with the answer: writes what it can straight to the
+# client; returns what is left for the loop ([] when all of it went), or
+# None when it wrote nothing. Only a front end that has handed the worker its
+# connection's write side for this one answer passes one (http_server).
+DirectWrite = Callable[[Answer], "list[Any] | None"]
 
 
 class SingleModel:
@@ -83,20 +89,8 @@ class Request:
         lease: where the body goes (``BodyLease``); released by ``done``.
     """
 
-    __slots__ = (
-        "call",
-        "failed",
-        "header_length",
-        "lease",
-        "method",
-        "outcome",
-        "path",
-        "refused",
-        "reply",
-        "seen",
-        "target",
-        "timed",
-    )
+    __slots__ = ("answer", "call", "failed", "header_length", "held", "lease", "method", "outcome", "path",
+                 "refused", "reply", "seen", "target", "timed", "unsent", "write")
 
     def __init__(self, method: bytes, path: bytes, target: Target, header_length: int | None) -> None:
         self.method = method
@@ -110,13 +104,21 @@ class Request:
         self.failed: BaseException | None = None
         self.timed = False
         self.reply: Reply | None = None
+        self.answer: Answer | None = None
+        self.write: DirectWrite | None = None
+        self.unsent: list[Any] | None = None
+        self.held: ServedModel | None = None  # the model version this request holds a lease on
         self.seen: Observation | None = None  # metrics, access log and trace (production.py)
 
     def done(self) -> None:
-        """The answer is handed to the transport: the body's budget goes back."""
+        """The answer is handed to the transport: the body's budget goes
+        back, and the model version's lease."""
         if self.lease is not None:
             self.lease.release()
             self.lease = None
+        if self.held is not None:
+            self.held.exit()
+            self.held = None
 
     @property
     def where(self) -> str:
@@ -131,6 +133,8 @@ class Dispatcher:
         workers: the threads model calls run on.
         budget: request bytes in flight, and the per-body limit.
         debug: tracebacks in error answers.
+        models_ready: whether every model is loaded (a model repository's
+            readiness); the readiness routes say ready only then.
         production: tokens, metrics, access log and tracing (``production``).
 
     Attributes:
@@ -138,17 +142,20 @@ class Dispatcher:
     """
 
     def __init__(self, models: ModelLookup, workers: ModelWorkers, budget: BodyBudget | None = None, *,
-                 debug: bool = False, production: Production | None = None) -> None:
+                 debug: bool = False, models_ready: Callable[[], bool] | None = None,
+                 production: Production | None = None) -> None:
         self.models = models
         self.workers = workers
         self.budget = budget or BodyBudget()
         self.debug = debug
         self.ready = True
+        self.models_ready = models_ready
         production = production or Production()
         self.auth = production.auth
         self.observer = production.observer
         is_ready = self.is_ready
-        self.routes: list[Routes] = [HealthRoutes(is_ready), production.metrics_routes, V2Routes(models, is_ready),
+        self.routes: list[Routes] = [HealthRoutes(is_ready), production.metrics_routes,
+                                     V2Routes(models, is_ready, lambda: self.ready),
                                      GraphPipeRoutes(models)]
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -157,7 +164,7 @@ class Dispatcher:
         return self.budget.max_request_bytes
 
     def is_ready(self) -> bool:
-        return self.ready
+        return self.ready and (self.models_ready is None or self.models_ready())
 
     # ---- the request path -----------------------------------------------------------
 
@@ -169,7 +176,13 @@ class Dispatcher:
         ``authorization``, ``traceparent``: those headers' values; ``peer``:
         the client's address, for the access log). Never raises."""
         target = self._resolve(method, path)
+        if target.served is not None and not target.served.enter():
+            # The version was retired since the lookup; the table that replaced it is published.
+            target = self._resolve(method, path)
+            if target.served is not None and not target.served.enter():
+                target = _failing(target.wire, NotFound(f"{path.decode('latin-1')}: the model is being unloaded"))
         request = Request(method, path, target, header_length)
+        request.held = target.served
         try:
             if self.auth is not None:
                 refusal = self.auth.refusal(path, authorization)
@@ -178,6 +191,7 @@ class Dispatcher:
             request.lease = self.budget.lease(content_length, header_length if header_length else 0)
         except ServerError as exc:
             request.refused = target.wire.error(failure(exc, request.where, close=True))
+            request.done()  # no call will run: the model version's lease goes back now
         observer = self.observer
         if observer.active or traceparent is not None:
             model = _model_labels(method, path, target)
@@ -198,9 +212,11 @@ class Dispatcher:
                 return target
         return _failing(TEXT_WIRE, NotFound(f"no route for {path.decode('latin-1')!r}"))
 
-    def finish(self, request: Request, reply: Reply) -> None:
+    def finish(self, request: Request, reply: Reply, write: DirectWrite | None = None) -> None:
         """The body has arrived: ``reply(answer)`` is called once, on the
-        event loop thread (maybe before this returns)."""
+        event loop thread (maybe before this returns). With ``write``, a
+        call run on a model worker is written from there, and ``reply`` finds
+        what is left of it in ``request.unsent`` (None: nothing was written)."""
         lease = request.lease
         body = lease.body() if lease is not None else b""
         if request.seen is not None:  # answers go out through the observer
@@ -213,9 +229,15 @@ class Dispatcher:
         if isinstance(outcome, Answer):
             reply(outcome)
             return
+        if isinstance(outcome, concurrent.futures.Future):  # answered later, on another thread
+            self._when_done(request, outcome, reply)
+            return
         served: ServedModel = request.target.served  # type: ignore[assignment]
         request.call = outcome
         request.reply = reply
+        # An observed request (metrics, access log, spans) is answered from the
+        # loop: the observer, loop-only, must hear of it before the client does.
+        request.write = write if request.seen is None else None
         if request.seen is not None:
             request.seen.submitted = time.perf_counter()
         if served.batcher is not None:
@@ -246,7 +268,8 @@ class Dispatcher:
     # ---- scheduling -----------------------------------------------------------------
 
     def _run(self, request: Request, inline: bool = False) -> Request:
-        """On a worker (or inline, on the loop): runs the call. Never raises."""
+        """On a worker (or inline, on the loop): runs the call and renders
+        its answer; on a worker, writes it when the front end allows. Never raises."""
         served: ServedModel = request.target.served  # type: ignore[assignment]
         seen = request.seen
         rows = _rows(request.call) if seen is not None else 0  # type: ignore[arg-type]
@@ -266,18 +289,31 @@ class Dispatcher:
             served.inline.record(end - start, inline)
         if seen is not None:
             self.observer.ran(seen, start, end, rows)
+        answer = request.answer = self._rendered(request)
+        write, request.write = request.write, None
+        if write is not None and not inline and not answer.close:
+            request.unsent = write(answer)
+            if request.unsent == [] and request.lease is not None:
+                # All of it is in the kernel and this worker still holds the
+                # request: the body's buffer may go back to its pool now, before
+                # the loop hears of it (the client may be sending its next body).
+                request.lease.let_go()
         return request
 
-    def _answer(self, request: Request) -> None:
-        """On the loop: the call's result (or failure) as its answer."""
-        reply, request.reply = request.reply, None
+    def _rendered(self, request: Request) -> Answer:
         if request.failed is None:
-            answer = request.target.wire.ok(request.outcome)
+            answer: Answer = request.target.wire.ok(request.outcome)
         else:
             answer = self._error(request, request.failed)
             request.failed = None
         request.outcome = None
-        reply(answer)  # type: ignore[misc]
+        return answer
+
+    def _answer(self, request: Request) -> None:
+        """On the loop: hands the call's answer to the front end."""
+        reply, request.reply = request.reply, None
+        answer, request.answer = request.answer, None
+        reply(answer)  # type: ignore[misc, arg-type]
 
     async def _batched(self, served: ServedModel, request: Request) -> None:
         try:
@@ -287,7 +323,26 @@ class Dispatcher:
         if request.seen is not None and request.call is not None and request.call.ran is not None:
             self.observer.ran(request.seen, *request.call.ran)  # as the batcher timed it
         request.call = None
+        request.write = None
+        request.answer = self._rendered(request)
         self._answer(request)
+
+    def _when_done(self, request: Request, future: concurrent.futures.Future[Answer], reply: Reply) -> None:
+        """Replies, on the loop, once ``future`` (a model repository's load or
+        unload) resolves."""
+        loop = asyncio.get_running_loop()
+
+        def answer(done: concurrent.futures.Future[Answer]) -> None:  # on the loop
+            error = done.exception()
+            reply(done.result() if error is None else self._error(request, error))
+
+        def resolved(done: concurrent.futures.Future[Answer]) -> None:
+            try:
+                loop.call_soon_threadsafe(answer, done)
+            except RuntimeError:  # the loop is gone (shutdown): nobody to answer
+                pass
+
+        future.add_done_callback(resolved)
 
     def _error(self, request: Request, exc: BaseException) -> Answer:
         return request.target.wire.error(failure(exc, request.where, debug=self.debug))
