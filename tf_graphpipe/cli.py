@@ -316,6 +316,9 @@ def _serve_on_ray(args: argparse.Namespace, stop: threading.Event, previous: dic
 
     if args.replicas is not None and args.autoscale is not None:
         raise ValueError("give --replicas or --autoscale, not both")
+    if args.model_repository is not None:
+        raise ValueError("--model-repository is not served on Ray yet: deploy one application per model "
+                         "(docs/scaling.md)")
     if args.tls_cert or args.tls_client_ca or args.auth_token_file:
         raise ValueError("--tls-* and --auth-token-file are not applied on Ray: terminate TLS and check tokens in "
                          "front of Ray Serve's proxy (docs/scaling.md)")
