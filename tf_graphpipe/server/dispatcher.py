@@ -54,6 +54,11 @@ from tf_graphpipe.server.workers import ModelWorkers
 __all__ = ["Dispatcher", "Request", "SingleModel"]
 
 Reply = Callable[[Answer], None]
+# Run on a model worker with the answer: writes what it can straight to the
+# client; returns what is left for the loop ([] when all of it went), or
+# None when it wrote nothing. Only a front end that has handed the worker its
+# connection's write side for this one answer passes one (http_server).
+DirectWrite = Callable[[Answer], "list[Any] | None"]
 
 
 class SingleModel:
@@ -84,21 +89,8 @@ class Request:
         lease: where the body goes (``BodyLease``); released by ``done``.
     """
 
-    __slots__ = (
-        "call",
-        "failed",
-        "header_length",
-        "held",
-        "lease",
-        "method",
-        "outcome",
-        "path",
-        "refused",
-        "reply",
-        "seen",
-        "target",
-        "timed",
-    )
+    __slots__ = ("answer", "call", "failed", "header_length", "held", "lease", "method", "outcome", "path",
+                 "refused", "reply", "seen", "target", "timed", "unsent", "write")
 
     def __init__(self, method: bytes, path: bytes, target: Target, header_length: int | None) -> None:
         self.method = method
@@ -112,6 +104,9 @@ class Request:
         self.failed: BaseException | None = None
         self.timed = False
         self.reply: Reply | None = None
+        self.answer: Answer | None = None
+        self.write: DirectWrite | None = None
+        self.unsent: list[Any] | None = None
         self.held: ServedModel | None = None  # the model version this request holds a lease on
         self.seen: Observation | None = None  # metrics, access log and trace (production.py)
 
@@ -217,9 +212,11 @@ class Dispatcher:
                 return target
         return _failing(TEXT_WIRE, NotFound(f"no route for {path.decode('latin-1')!r}"))
 
-    def finish(self, request: Request, reply: Reply) -> None:
+    def finish(self, request: Request, reply: Reply, write: DirectWrite | None = None) -> None:
         """The body has arrived: ``reply(answer)`` is called once, on the
-        event loop thread (maybe before this returns)."""
+        event loop thread (maybe before this returns). With ``write``, a
+        call run on a model worker is written from there, and ``reply`` finds
+        what is left of it in ``request.unsent`` (None: nothing was written)."""
         lease = request.lease
         body = lease.body() if lease is not None else b""
         if request.seen is not None:  # answers go out through the observer
@@ -238,6 +235,9 @@ class Dispatcher:
         served: ServedModel = request.target.served  # type: ignore[assignment]
         request.call = outcome
         request.reply = reply
+        # An observed request (metrics, access log, spans) is answered from the
+        # loop: the observer, loop-only, must hear of it before the client does.
+        request.write = write if request.seen is None else None
         if request.seen is not None:
             request.seen.submitted = time.perf_counter()
         if served.batcher is not None:
@@ -268,7 +268,8 @@ class Dispatcher:
     # ---- scheduling -----------------------------------------------------------------
 
     def _run(self, request: Request, inline: bool = False) -> Request:
-        """On a worker (or inline, on the loop): runs the call. Never raises."""
+        """On a worker (or inline, on the loop): runs the call and renders
+        its answer; on a worker, writes it when the front end allows. Never raises."""
         served: ServedModel = request.target.served  # type: ignore[assignment]
         seen = request.seen
         rows = _rows(request.call) if seen is not None else 0  # type: ignore[arg-type]
@@ -288,18 +289,31 @@ class Dispatcher:
             served.inline.record(end - start, inline)
         if seen is not None:
             self.observer.ran(seen, start, end, rows)
+        answer = request.answer = self._rendered(request)
+        write, request.write = request.write, None
+        if write is not None and not inline and not answer.close:
+            request.unsent = write(answer)
+            if request.unsent == [] and request.lease is not None:
+                # All of it is in the kernel and this worker still holds the
+                # request: the body's buffer may go back to its pool now, before
+                # the loop hears of it (the client may be sending its next body).
+                request.lease.let_go()
         return request
 
-    def _answer(self, request: Request) -> None:
-        """On the loop: the call's result (or failure) as its answer."""
-        reply, request.reply = request.reply, None
+    def _rendered(self, request: Request) -> Answer:
         if request.failed is None:
-            answer = request.target.wire.ok(request.outcome)
+            answer: Answer = request.target.wire.ok(request.outcome)
         else:
             answer = self._error(request, request.failed)
             request.failed = None
         request.outcome = None
-        reply(answer)  # type: ignore[misc]
+        return answer
+
+    def _answer(self, request: Request) -> None:
+        """On the loop: hands the call's answer to the front end."""
+        reply, request.reply = request.reply, None
+        answer, request.answer = request.answer, None
+        reply(answer)  # type: ignore[misc, arg-type]
 
     async def _batched(self, served: ServedModel, request: Request) -> None:
         try:
@@ -309,6 +323,8 @@ class Dispatcher:
         if request.seen is not None and request.call is not None and request.call.ran is not None:
             self.observer.ran(request.seen, *request.call.ran)  # as the batcher timed it
         request.call = None
+        request.write = None
+        request.answer = self._rendered(request)
         self._answer(request)
 
     def _when_done(self, request: Request, future: concurrent.futures.Future[Answer], reply: Reply) -> None:

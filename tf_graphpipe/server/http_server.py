@@ -14,11 +14,18 @@ granted, so each ``recv_into`` takes what the socket holds); the parser only
 sees the head and the first bytes of the body. Answers are written as their
 own buffers, with no copy.
 
-Threads: everything here runs on the event loop thread. A model worker never
-touches a connection: its result reaches the dispatcher on the loop, which
-calls ``_reply``. (A worker writing its answer straight to the socket saved
-a loop wake-up, but needed a lock around every piece of connection state
-and a dup'd descriptor; small calls to fast models now run inline instead.)
+Threads: everything here runs on the event loop thread, with one exception
+made by construction. When the loop hands a call to a model worker on a
+connection whose transport has nothing queued (keep-alive, not a HEAD), it
+also hands that worker the write side for that one answer: a
+``_SocketWriter``, a dup of the socket and the answer heads, nothing else of
+the connection. The worker writes the answer with one non-blocking write
+and returns what did not fit; the loop writes the rest, then takes the write
+side back (``_reply``). Until then the loop writes nothing to that
+connection (its 100 Continue, refusals and closes wait, as for any answer
+in progress) and keeps the dup open even if the transport closes. This saves
+the loop wake-up in front of the answer: the 1x4 call on a worker (with
+``--inline-max-us 0``) in bench/README.md.
 
 HTTP behaviour:
 
@@ -47,9 +54,11 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import os
 import socket
 import ssl
 import time
+from typing import Any
 
 import httptools
 
@@ -185,6 +194,8 @@ class _Connection(asyncio.BufferedProtocol):
         self.writing_paused_since: float | None = None
         self.linger: asyncio.TimerHandle | None = None
         self.continue_owed = False  # 100 Continue to send once earlier answers are out
+        self.writer: _SocketWriter | None = None  # what a worker may write with
+        self.write_granted = False  # a worker holds the write side (for the answer in progress)
         self.peer = "-"  # host:port of the client, for the access log
         self._reset_message()
 
@@ -228,6 +239,10 @@ class _Connection(asyncio.BufferedProtocol):
         if sock is not None:
             try:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                # A descriptor of our own, valid until we close it, for a worker's
+                # write; never under TLS, whose bytes only the transport makes.
+                if server.ssl_context is None:
+                    self.writer = _SocketWriter(os.dup(sock.fileno()), server.heads)
             except (OSError, AttributeError, ValueError):
                 pass
 
@@ -237,6 +252,8 @@ class _Connection(asyncio.BufferedProtocol):
             self.server.admitted -= 1
             self.admitted = False
         self.transport = None
+        if not self.write_granted:
+            self._close_writer()
         self._drop_incoming()
         for item, _ in self.waiting:
             if type(item) is Request:
@@ -382,7 +399,13 @@ class _Connection(asyncio.BufferedProtocol):
                     self._send_refusal(item)
                     return
                 self.answering, self.answering_keep_alive = item, keep_alive  # type: ignore[assignment]
-                self.dispatcher.finish(item, self._reply)  # type: ignore[arg-type]
+                writer = self.writer
+                if (writer is not None and keep_alive and not self.closing and item.method != b"HEAD"  # type: ignore[union-attr]
+                        and not self.transport.get_write_buffer_size()):
+                    self.write_granted = True  # until _reply: the loop writes nothing here
+                    self.dispatcher.finish(item, self._reply, writer)  # type: ignore[arg-type]
+                else:
+                    self.dispatcher.finish(item, self._reply)  # type: ignore[arg-type]
         finally:
             self.dispatching = False
         transport = self.transport
@@ -399,19 +422,26 @@ class _Connection(asyncio.BufferedProtocol):
     def _reply(self, answer: Answer) -> None:
         """The dispatcher's answer to the request being answered (on the loop)."""
         request, self.answering = self.answering, None
+        self.write_granted = False
         transport = self.transport
         if transport is None or transport.is_closing():  # the client went away while we worked
+            if transport is None:
+                self._close_writer()
             if request is not None:
                 request.done()
             return
         close = answer.close or not self.answering_keep_alive or self.closing
-        head = self.server.heads.head(answer, close)
-        if request is not None and request.method == b"HEAD":
-            transport.write(head)
+        unsent = request.unsent if request is not None else None
+        if unsent is not None:  # a worker wrote the answer, or its start: the rest
+            if unsent:
+                transport.writelines(unsent)
+        elif request is not None and request.method == b"HEAD":
+            transport.write(self.server.heads.head(answer, close))
         elif answer.length <= SMALL_ANSWER:
-            transport.write(b"".join((head, *answer.parts)))
+            transport.write(b"".join((self.server.heads.head(answer, close), *answer.parts)))
         else:
-            transport.writelines((head, *(memoryview(p).cast("B") for p in answer.parts)))
+            transport.writelines((self.server.heads.head(answer, close),
+                                  *(memoryview(p).cast("B") for p in answer.parts)))
         if request is not None:
             if log.isEnabledFor(logging.DEBUG):
                 log.debug("%s -> %d (%d bytes out)", request.where, answer.status, answer.length)
@@ -422,6 +452,11 @@ class _Connection(asyncio.BufferedProtocol):
         self._next()
 
     # ---- refusals, timeouts, closing ------------------------------------------------
+
+    def _close_writer(self) -> None:
+        if self.writer is not None:
+            os.close(self.writer.fd)
+            self.writer = None
 
     def _head_too_large(self) -> HeadTooLarge:
         return HeadTooLarge(f"request head exceeds the server's limit of {self.server.max_header_bytes} bytes")
@@ -495,3 +530,37 @@ class _Connection(asyncio.BufferedProtocol):
             self.reading_paused = True
             self.transport.pause_reading()
 
+
+
+class _SocketWriter:
+    """All a model worker gets of a connection, and only while the loop has
+    handed it the write side for one answer: a dup of the socket (valid until
+    the loop closes it) and the server's answer heads."""
+
+    __slots__ = ("fd", "heads")
+
+    def __init__(self, fd: int, heads: Heads) -> None:
+        self.fd, self.heads = fd, heads
+
+    def __call__(self, answer: Answer) -> list[Any] | None:
+        """On the worker: writes ``answer`` with one non-blocking write; what
+        did not fit ([] if nothing), or None if nothing went (socket full)."""
+        buffers = [self.heads.head(answer, False), *answer.parts]
+        total = len(buffers[0]) + answer.length
+        try:
+            if answer.length <= SMALL_ANSWER:
+                written = os.write(self.fd, b"".join(buffers))
+            else:
+                written = os.writev(self.fd, buffers)
+        except (BlockingIOError, InterruptedError):
+            return None
+        except OSError:  # the client is gone: the loop sees it too, nothing left to send
+            return []
+        if written >= total:
+            return []
+        rest = []
+        for view in (memoryview(b).cast("B") for b in buffers):
+            if written < len(view):
+                rest.append(view[written:])
+            written = max(0, written - len(view))
+        return rest
