@@ -10,9 +10,10 @@ extras="${1:-}"
 python="${PYTHON:-python3}"
 
 # System packages: libcurl's and nlohmann-json's C++ headers for the build;
+# googletest for the C++ unit tests (tests/test_cc_unit.py);
 # Debian's own Python 3.11 with its venv module and libpython, for the real
 # Triton server the v2 peer tests start (its Python backend links libpython).
-apt_packages=(libcurl4-openssl-dev nlohmann-json3-dev python3.11-venv libpython3.11)
+apt_packages=(libcurl4-openssl-dev nlohmann-json3-dev python3.11-venv libpython3.11 libgtest-dev)
 if ! dpkg -s "${apt_packages[@]}" >/dev/null 2>&1; then
   echo "bootstrap: installing ${apt_packages[*]}"
   sudo_cmd=""

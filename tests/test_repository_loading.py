@@ -19,6 +19,7 @@ from tf_graphpipe.server.repository_config import ConfigError, ModelConfig
 from tf_graphpipe.server.repository_layout import load_version, scan, warm_up
 from tf_graphpipe.server.served_version import ServedVersion
 
+from support import onnx_test_models
 from support.repository_fixtures import (
     WARM_UP_GATE,
     Templates,
@@ -91,6 +92,11 @@ def test_each_model_kind_loads_from_a_version_directory(tmp_path, templates) -> 
     (tmp_path / "1").mkdir()
     config = ModelConfig(callable="support.repository_fixtures:triple")
     assert factor_of(load_version(tmp_path / "1", "triple", 1, config).run([X], b"")["output0"]) == 3.0
+    (tmp_path / "onnx" / "2").mkdir(parents=True)
+    onnx_test_models.trivial(tmp_path / "onnx" / "2" / "model.onnx")
+    onnx = load_version(tmp_path / "onnx" / "2", "identity", 2, ModelConfig())
+    assert (onnx.name, onnx.version) == ("identity", "2")
+    np.testing.assert_array_equal(onnx.run([X], b"")["y"], X)
 
 
 @pytest.mark.parametrize(

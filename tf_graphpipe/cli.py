@@ -23,6 +23,8 @@ examples:
   tf-graphpipe serve model.keras --port 0 --max-batch-size 32 --batch-timeout-ms 2
   tf-graphpipe serve mypackage.models:predict --input-spec x:float32:-1,4
   tf-graphpipe serve demo
+  tf-graphpipe serve --model-repository ./models --poll-seconds 5
+  tf-graphpipe serve demo --tls-cert cert.pem --tls-key key.pem --auth-token-file tokens
   tf-graphpipe info http://127.0.0.1:9000
   tf-graphpipe info http://127.0.0.1:8000/v2/models/resnet      (Triton, KServe: v2)
   tf-graphpipe infer http://127.0.0.1:9000 --input x.npy --output y.npy
@@ -45,6 +47,11 @@ MODEL is one of:
                            x:float32:-1,4; -1 is any size)
   demo                     the embedded demo model (float32 [batch, 4] -> [batch, 3])
 
+or, instead of MODEL, --model-repository DIR: every model of DIR/<name>/<version>/
+(SavedModel, model.keras, or a callable named in DIR/<name>/config.json), at
+URL/models/<name>[/versions/<v>] and URL/v2/models/<name>[/versions/<v>]; new
+versions are loaded while serving (docs/model_repository.md).
+
 Once listening, prints one line with the URL (http://HOST:PORT) on stdout.
 The same port also answers the Open Inference Protocol (KServe v2, e.g.
 tritonclient) for the model, named by --name: URL/v2/models/NAME[/infer].
@@ -55,6 +62,7 @@ examples:
   tf-graphpipe serve model.keras --port 0 --name classifier
   tf-graphpipe serve cnn.onnx --max-batch-size 64 --intra-op-threads 2
   tf-graphpipe serve mypackage.models:predict --input-spec x:float32:-1,4 --output-spec y:float32:-1
+  tf-graphpipe serve --model-repository ./models --port 9000
 """
 
 
@@ -73,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     from tf_graphpipe.server.app import DEFAULT_MAX_REQUEST_BYTES
     from tf_graphpipe.server.http_server import DEFAULT_MAX_CONNECTIONS
     from tf_graphpipe.server.inline import DEFAULT_INLINE_MAX_US
+    from tf_graphpipe.server.repository import DEFAULT_POLL_SECONDS
 
     parser = argparse.ArgumentParser(
         prog="tf-graphpipe",
@@ -87,7 +96,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Serve a model over GraphPipe and the Open Inference Protocol (KServe v2), over HTTP.",
         epilog=SERVE_EPILOG, formatter_class=ServeFormatter,
     )
-    serve.add_argument("model", metavar="MODEL", help="what to serve (see below)")
+    serve.add_argument("model", metavar="MODEL", nargs="?", help="what to serve (see below)")
+    serve.add_argument("--model-repository", metavar="DIR",
+                       help="serve every model and version in DIR instead of one MODEL")
+    serve.add_argument("--poll-seconds", type=float, default=DEFAULT_POLL_SECONDS, metavar="S",
+                       help="with --model-repository: read DIR again every S seconds, loading new versions "
+                            "(0: only at startup and on the v2 repository load/unload requests)")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
     serve.add_argument("--port", type=int, default=9000, help="TCP port; 0 picks a free one")
     serve.add_argument("--name", help="model name in metadata (default: from the model)")
@@ -121,12 +135,14 @@ def build_parser() -> argparse.ArgumentParser:
                       help="> 1 runs independent graph branches in parallel with N threads (default: 1, sequential)")
     onnx.add_argument("--graph-optimization", default="all", choices=["disable", "basic", "extended", "all"],
                       help="ONNX Runtime's graph optimisation level")
-    serve.add_argument("--debug", action="store_true", help="send tracebacks in error answers")
+    _add_security_options(serve)
+    serve.add_argument("--debug", action="store_true", help="send tracebacks in error answers (never in production)")
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
                        help="logging level on stderr (debug: one line per request)")
 
     info = commands.add_parser("info", help="print a server's metadata", formatter_class=defaults,
-                               description="Print the metadata of the GraphPipe model at URL.")
+                               description="Print the metadata of the GraphPipe model at URL; for the root "
+                                           "of a server on a model repository, its models and versions.")
     info.add_argument("url", metavar="URL")
     info.add_argument("--json", action="store_true", help="print JSON instead of a table")
     info.add_argument("--timeout", type=float, default=30.0, help="seconds")
@@ -152,14 +168,65 @@ def build_parser() -> argparse.ArgumentParser:
     infer.add_argument("--protocol", choices=["graphpipe", "v2"],
                        help="default: v2 for URLs whose path is /v2/models/NAME, else graphpipe")
 
+    for command in (info, infer):
+        _add_client_options(command)
+
     commands.add_parser("demo", help="serve the demo model and call it", formatter_class=defaults,
                         description="Start a server on the embedded demo model, call it with the Client, stop it.")
     return parser
 
 
+def _add_security_options(serve: argparse.ArgumentParser) -> None:
+    group = serve.add_argument_group("TLS, tokens, metrics and logs (docs/security.md)")
+    group.add_argument("--tls-cert", metavar="FILE", help="serve HTTPS with this PEM certificate (chain, leaf first)")
+    group.add_argument("--tls-key", metavar="FILE",
+                       help="the certificate's unencrypted PEM key (default: in --tls-cert)")
+    group.add_argument("--tls-client-ca", metavar="FILE",
+                       help="mutual TLS: refuse clients without a certificate signed by a CA in this PEM file")
+    group.add_argument("--auth-token-file", metavar="FILE",
+                       help="require 'Authorization: Bearer <token>' with a token listed in FILE (one per line; "
+                            "re-read when it changes)")
+    group.add_argument("--auth-health", action="store_true",
+                       help="require the token on health routes too (default: they answer without one, for probes)")
+    group.add_argument("--no-metrics", action="store_true", help="do not serve /metrics")
+    group.add_argument("--access-log", nargs="?", const="-", metavar="FILE",
+                       help="one line per request (with its traceparent) to FILE, or stderr without FILE")
+
+
+def _add_client_options(command: argparse.ArgumentParser) -> None:
+    group = command.add_argument_group("TLS and credentials")
+    group.add_argument("--ca-file", metavar="FILE",
+                       help="verify an https:// server against this PEM CA bundle (default: the system's store)")
+    group.add_argument("--client-cert", metavar="FILE", help="PEM client certificate, for servers requiring mutual TLS")
+    group.add_argument("--client-key", metavar="FILE", help="the client certificate's PEM key (default: in it)")
+    tokens = group.add_mutually_exclusive_group()
+    tokens.add_argument("--auth-token-env", metavar="VAR",
+                        help="send the bearer token held in environment variable VAR")
+    tokens.add_argument("--auth-token-file", metavar="FILE", help="send the bearer token held in FILE")
+    group.add_argument("--header", action="append", metavar="NAME:VALUE", default=[],
+                       help="send this (non-secret) header on the call (repeat for several)")
+
+
+def _client_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``Client`` keyword arguments of ``info`` / ``infer``'s options."""
+    headers = {}
+    for text in args.header:
+        name, colon, value = text.partition(":")
+        if not colon:
+            raise ValueError(f"--header {text!r}: expected NAME:VALUE")
+        headers[name.strip()] = value.strip()
+    options = {"ca_file": args.ca_file, "client_cert": args.client_cert, "client_key": args.client_key,
+               "auth_token_env": args.auth_token_env, "auth_token_file": args.auth_token_file,
+               "headers": headers or None}
+    return {key: value for key, value in options.items() if value is not None}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs ``tf-graphpipe``; returns the exit code."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "serve":
+        _check_serve_args(parser, args)
     try:
         if args.command == "serve":
             return _serve(args)
@@ -179,6 +246,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
+_PER_MODEL_OPTIONS = (("name", "--name"), ("input_spec", "--input-spec"), ("output_spec", "--output-spec"))
+
+
+def _check_serve_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if (args.model is None) == (args.model_repository is None):
+        parser.error("serve takes MODEL or --model-repository DIR (one of them)")
+    if args.model_repository is not None:
+        given = [flag for key, flag in _PER_MODEL_OPTIONS if getattr(args, key)]
+        if args.signature != "serving_default":
+            given.append("--signature")
+        if given:
+            parser.error(f"{', '.join(given)}: with --model-repository, set these per model in its config.json")
+
+
 def _serve(args: argparse.Namespace) -> int:
     stop = threading.Event()
 
@@ -191,15 +272,24 @@ def _serve(args: argparse.Namespace) -> int:
     from tf_graphpipe.server import serve
     from tf_graphpipe.server.onnx_models import SessionSettings
 
+    if args.access_log is not None:
+        from tf_graphpipe.server.access_log import log_to
+
+        log_to(args.access_log)
+
     try:
         server = serve(
-            args.model, args.host, args.port, name=args.name, signature=args.signature,
+            args.model, args.host, args.port, repository=args.model_repository, poll_seconds=args.poll_seconds,
+            name=args.name, signature=args.signature,
             max_request_bytes=args.max_request_bytes, max_inflight_bytes=args.max_inflight_bytes,
             max_connections=args.max_connections, max_batch_size=args.max_batch_size,
             batch_timeout_ms=args.batch_timeout_ms, debug=args.debug, workers=args.workers,
             inline_max_us=args.inline_max_us,
             input_specs=args.input_spec, output_specs=args.output_spec,
             onnx=SessionSettings(args.intra_op_threads, args.inter_op_threads, args.graph_optimization),
+            tls_cert=args.tls_cert, tls_key=args.tls_key, tls_client_ca=args.tls_client_ca,
+            auth_token_file=args.auth_token_file, auth_health=args.auth_health,
+            metrics=False if args.no_metrics else None, access_log=args.access_log is not None,
         )
         with server:
             print(server.url, flush=True)
@@ -214,7 +304,13 @@ def _serve(args: argparse.Namespace) -> int:
 def _info(args: argparse.Namespace) -> int:
     from tf_graphpipe import Client
 
-    metadata = Client(args.url, timeout=args.timeout, protocol=args.protocol).metadata()
+    options = _client_options(args)
+    listing = _repository_listing(args.url, args.timeout, options) if args.protocol is None else None
+    if listing is not None:
+        print(json.dumps(listing, indent=2) if args.json else format_models(args.url, listing))
+        return 0
+
+    metadata = Client(args.url, timeout=args.timeout, protocol=args.protocol, **options).metadata()
     if args.json:
         for key in ("inputs", "outputs"):
             for entry in metadata[key]:
@@ -225,6 +321,54 @@ def _info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _repository_listing(url: str, timeout: float, options: dict[str, Any]) -> dict[str, Any] | None:
+    """``GET URL/models`` when URL is a server's root and the server serves a
+    model repository; None otherwise (any other server answers metadata, or
+    nothing, there). ``options``: the ``Client`` options of the command
+    line (TLS files, token, headers), applied to this request too."""
+    import os
+    import ssl
+    import urllib.request
+    from pathlib import Path
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or parts.path not in ("", "/"):
+        return None
+    headers = dict(options.get("headers") or {})
+    token = (os.environ.get(options["auth_token_env"], "") if "auth_token_env" in options
+             else Path(options["auth_token_file"]).read_text().strip() if "auth_token_file" in options else "")
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    context = None
+    if parts.scheme == "https":
+        context = ssl.create_default_context(cafile=options.get("ca_file"))
+        if "client_cert" in options:
+            context.load_cert_chain(options["client_cert"], options.get("client_key"))
+    request = urllib.request.Request(url.rstrip("/") + "/models", headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout, context=context) as answer:  # noqa: S310
+            listing = json.loads(answer.read())
+    except (OSError, ValueError):  # refused, 404, not JSON: not a repository; the metadata call says why
+        return None
+    if isinstance(listing, dict) and isinstance(listing.get("models"), list):
+        return listing
+    return None
+
+
+def format_models(url: str, listing: dict[str, Any]) -> str:
+    """``GET /models`` as a short table: one line per model, its versions and states."""
+    models = listing["models"]
+    lines = [f"{len(models)} model{'s' if len(models) != 1 else ''} at {url}:"]
+    width = max((len(m["name"]) for m in models), default=0)
+    for model in models:
+        versions = ", ".join(f"{v['version']} ({v['state']})" for v in model["versions"]) or "no version served"
+        notes = [note for note in ("unloaded" if model.get("unloaded") else "", model.get("error", "")) if note]
+        lines.append(f"  {model['name']:<{width}}  {versions}" + "".join(f"  [{note}]" for note in notes))
+    lines.append(f"call {url.rstrip('/')}/models/<name>[/versions/<v>] (GraphPipe) or /v2/models/<name> (v2)")
+    return "\n".join(lines)
+
+
 def _infer(args: argparse.Namespace) -> int:
     from tf_graphpipe import Client
 
@@ -232,7 +376,7 @@ def _infer(args: argparse.Namespace) -> int:
     names = args.input_name or None
     if names and len(names) != len(arrays):
         raise ValueError(f"got {len(arrays)} --input but {len(names)} --input-name")
-    client = Client(args.url, timeout=args.timeout, protocol=args.protocol)
+    client = Client(args.url, timeout=args.timeout, protocol=args.protocol, **_client_options(args))
     result = client.infer(arrays, input_names=names, output_names=args.output_name, config=args.config)
     outputs = result if isinstance(result, list) else [result]
     labels = args.output_name or [f"output{i}" for i in range(len(outputs))]

@@ -3,7 +3,6 @@
 from Python."""
 from __future__ import annotations
 
-import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -24,7 +23,8 @@ class Client:
     ``/v2/models/<name>[/versions/<v>]`` (``protocol`` overrides). v2 calls use
     the binary tensor extension unless ``binary=False``; v2 needs input names,
     so unless they are given, the model's metadata is fetched once per Client
-    and its input order used.
+    and its input order used (one process-wide cache per model, shared with
+    ``remote_call``; ``metadata()`` refreshes it).
 
     Calls share one process-wide pool of keep-alive connections, run with the
     GIL released while bytes move, and may be made from many threads on one
@@ -87,9 +87,6 @@ class Client:
         self.max_response_bytes = max_response_bytes
         self.protocol = protocols.resolve(url, protocol)
         self.binary = bool(binary)
-        self._v2 = protocols.v2_endpoints(url) if self.protocol == protocols.V2 else None
-        self._input_names: list[str] | None = None  # v2: from metadata, once
-        self._lock = threading.Lock()
         self._closed = False
 
     def infer(
@@ -119,11 +116,8 @@ class Client:
         _check_names("input_names", input_names)
         _check_names("output_names", output_names)
         arrays, names = _split_inputs(inputs, input_names)
-        if self._v2 is not None:
-            if config:
-                raise ValueError("config is a GraphPipe feature; the v2 protocol has none")
-            if not names:
-                names = self._v2_input_names(len(arrays))
+        if self.protocol == protocols.V2 and config:
+            raise ValueError("config is a GraphPipe feature; the v2 protocol has none")
         wire_arrays: list[np.ndarray] = []
         wire_types: list[int] = []
         for i, value in enumerate(arrays):
@@ -131,26 +125,17 @@ class Client:
             array, wire_type = dtypes.wire_array(value, what, self.protocol)
             wire_arrays.append(array)
             wire_types.append(wire_type)
-        if self._v2 is not None:
-            outputs = _native.v2_infer(
-                self._v2["infer_url"],
-                wire_arrays,
-                wire_types,
-                names,
-                list(output_names or []),
-                self.binary,
-                self._timeout_seconds(),
-                self.retries,
-                self.max_response_bytes,
-            )
-            return outputs[0] if len(outputs) == 1 else outputs
-        outputs = _native.infer(
+        # The call plan in cc/core, as the op makes the call: for v2 without
+        # names, the input order comes from the model's metadata (cached).
+        outputs = _native.call(
             self.url,
+            self.protocol,
             wire_arrays,
             wire_types,
             names,
             list(output_names or []),
             _config_bytes(config),
+            self.binary,
             self._timeout_seconds(),
             self.retries,
             self.max_response_bytes,
@@ -170,14 +155,9 @@ class Client:
             its ``platform``, and ``description`` is empty.
         """
         self._check_open()
-        if self._v2 is not None:
-            raw = _native.v2_metadata(
-                self._v2["metadata_url"], self._timeout_seconds(), self.retries, self.max_response_bytes
-            )
-            with self._lock:
-                self._input_names = [entry["name"] for entry in raw["inputs"]]
-        else:
-            raw = _native.metadata(self.url, self._timeout_seconds(), self.retries, self.max_response_bytes)
+        raw = _native.metadata(
+            self.url, self.protocol, self._timeout_seconds(), self.retries, self.max_response_bytes
+        )
         for key in ("inputs", "outputs"):
             raw[key] = [_io_entry(entry) for entry in raw[key]]
         return raw
@@ -196,21 +176,6 @@ class Client:
     def __repr__(self) -> str:
         return f"Client({self.url!r}, timeout={self.timeout!r}, protocol={self.protocol!r})"
 
-    def _v2_input_names(self, count: int) -> list[str]:
-        """The model's input names, from its metadata (fetched once)."""
-        with self._lock:
-            names = self._input_names
-        if names is None:
-            self.metadata()
-            with self._lock:
-                names = self._input_names or []
-        if len(names) != count:
-            raise ValueError(
-                f"model {self._v2['model']!r} has {len(names)} inputs {names}, got {count}: "
-                "pass one array per input, or name them (a dict, or input_names)"
-            )
-        return list(names)
-
     def _timeout_seconds(self) -> float:
         return 0.0 if self.timeout is None else float(self.timeout)
 
@@ -225,7 +190,7 @@ def _split_inputs(
     if isinstance(inputs, Mapping):
         if input_names is not None:
             raise ValueError("give input names either as dict keys or as input_names, not both")
-        return list(inputs.values()), [str(k) for k in inputs.keys()]
+        return list(inputs.values()), [str(k) for k in inputs]
     arrays = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
     names = list(input_names or [])
     if names and len(names) != len(arrays):

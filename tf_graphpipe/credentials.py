@@ -5,9 +5,10 @@ call is made, non-secret headers, and the TLS files of an ``https://`` URL.
 A token is named, never given: ``auth_token_env="MODEL_TOKEN"`` (an
 environment variable) or ``auth_token_file="/run/secrets/model-token"`` (its
 first non-empty line). The name is what a ``Client``, a graph or a saved
-Keras layer keeps; the token is read on every call, so a SavedModel or a
-``.keras`` file never holds it, a rotated token is picked up by the next call,
-and no error message quotes it.
+Keras layer keeps; the token is read on every call, by the C++ call plan
+(``cc/core/call_credentials.h``) the op and the Client share, so a SavedModel
+or a ``.keras`` file never holds it, a rotated token is picked up by the next
+call, and no error message quotes it.
 
 ``headers=`` carries the rest (a tenant id, a routing hint): they are kept as
 given, in exports too, so credentials are refused there with a pointer to
@@ -21,9 +22,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["CallCredentials", "check_headers", "read_token"]
+__all__ = ["CallCredentials", "check_headers"]
 
-MAX_TOKEN_BYTES = 16 << 10
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 # Credentials belong in auth_token_env / auth_token_file; the rest are set by
 # the transport itself (framing, the target, the trace).
@@ -62,41 +62,6 @@ def check_headers(headers: Mapping[str, str] | None) -> tuple[tuple[str, str], .
             raise ValueError(f"header {name!r} is set by tf-graphpipe itself")
         checked.append((name, value))
     return tuple(checked)
-
-
-def read_token(auth_token_env: str | None, auth_token_file: str | os.PathLike[str] | None) -> str | None:
-    """The bearer token, read now: from the environment variable named
-    ``auth_token_env``, or the first non-empty line of ``auth_token_file``;
-    None when neither is set.
-
-    Raises:
-        ValueError: both are given, the variable is unset or empty, the file
-            holds no token, or the token holds whitespace or control
-            characters (messages name the variable or file, never the token).
-        OSError: the file cannot be read.
-    """
-    if auth_token_env and auth_token_file:
-        raise ValueError("give auth_token_env or auth_token_file, not both")
-    if auth_token_env:
-        token = os.environ.get(auth_token_env, "").strip()
-        if not token:
-            raise ValueError(f"auth_token_env: environment variable {auth_token_env!r} is not set or empty")
-        where = f"environment variable {auth_token_env!r}"
-    elif auth_token_file:
-        path = Path(auth_token_file)
-        with path.open("rb") as file:
-            data = file.read(MAX_TOKEN_BYTES + 1)
-        if len(data) > MAX_TOKEN_BYTES:
-            raise ValueError(f"auth_token_file {str(path)!r} is larger than {MAX_TOKEN_BYTES} bytes")
-        token = next((line.strip() for line in data.decode("utf-8", "replace").splitlines() if line.strip()), "")
-        if not token:
-            raise ValueError(f"auth_token_file {str(path)!r} holds no token")
-        where = f"auth_token_file {str(path)!r}"
-    else:
-        return None
-    if not token.isascii() or not token.isprintable() or any(c.isspace() for c in token):
-        raise ValueError(f"the token in {where} holds whitespace or non-printable characters")
-    return token
 
 
 @dataclass(frozen=True)
@@ -147,19 +112,24 @@ class CallCredentials:
             auth_token_env=auth_token_env or None,
             auth_token_file=_path(auth_token_file),
             headers=check_headers(headers),
-            ca_file=_path(ca_file),
-            client_cert=_path(client_cert),
-            client_key=_path(client_key),
+            ca_file=_existing(ca_file, "ca_file"),
+            client_cert=_existing(client_cert, "client_cert"),
+            client_key=_existing(client_key, "client_key"),
         )
 
     def header_lines(self) -> list[str]:
-        """The headers of one call, ``"Name: value"``, the token read now."""
-        lines = [f"{name}: {value}" for name, value in self.headers]
-        token = read_token(self.auth_token_env, self.auth_token_file)
-        if token is not None:
-            lines.append(f"Authorization: Bearer {token}")
-        return lines
+        """The non-secret headers as ``"Name: value"`` lines (the token is
+        added by the C++ call plan when each call is made)."""
+        return [f"{name}: {value}" for name, value in self.headers]
 
 
 def _path(path: str | os.PathLike[str] | None) -> str | None:
     return None if path is None else os.fspath(path)
+
+
+def _existing(path: str | os.PathLike[str] | None, option: str) -> str | None:
+    if path is None:
+        return None
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"{option}: no such file: {os.fspath(path)!r}")
+    return os.fspath(path)

@@ -16,16 +16,41 @@ maps the C++ core's status codes onto it.
 Mistakes in the caller's own arguments are ``ValueError`` / ``TypeError``,
 raised before anything is sent. TensorFlow ops raise the matching
 ``tf.errors`` classes instead (see ``tf_graphpipe.ops``).
+
+How a status from the C++ core (``cc/core/status.h``, canonical codes as in
+``tf.errors``) becomes an exception, in ``_from_native``:
+
+=====================  =====================  =========================================
+code                   raised                 when
+=====================  =====================  =========================================
+any, with an HTTP      ``RemoteError``        the server answered and refused the call
+status                                        (4xx, 5xx, or an error table in the
+                                              answer)
+``INVALID_ARGUMENT``   ``ValueError``         the call cannot be made as given: a
+                                              malformed URL, a v2 call with another
+                                              input count than the model's, an
+                                              inconsistent tensor
+``DEADLINE_EXCEEDED``  ``DeadlineExceeded``   no answer within ``timeout``
+``UNAVAILABLE``        ``ServerUnavailable``  refused, reset, closed mid-answer, host
+                                              unknown (after ``retries``)
+``DATA_LOSS``          ``ProtocolError``      the answer is not a valid message
+``RESOURCE_EXHAUSTED`` ``ProtocolError``      the answer is larger than
+                                              ``max_response_bytes``, or its memory
+                                              cannot be had; refused before it is
+                                              kept
+``CANCELLED``          ``TransportError``     the HTTP client shut down mid-call
+anything else          ``GraphPipeError``     (not produced by the client today)
+=====================  =====================  =========================================
 """
 from __future__ import annotations
 
 __all__ = [
-    "GraphPipeError",
-    "RemoteError",
-    "ProtocolError",
-    "TransportError",
-    "ServerUnavailable",
     "DeadlineExceeded",
+    "GraphPipeError",
+    "ProtocolError",
+    "RemoteError",
+    "ServerUnavailable",
+    "TransportError",
 ]
 
 
@@ -54,7 +79,8 @@ class RemoteError(GraphPipeError):
 
 
 class ProtocolError(GraphPipeError):
-    """The bytes received are not a valid GraphPipe (or v2) message."""
+    """The bytes received are not a valid GraphPipe (or v2) message, or the
+    answer is larger than ``max_response_bytes``."""
 
 
 class TransportError(GraphPipeError):
@@ -77,6 +103,7 @@ _RESOURCE_EXHAUSTED = 8
 _UNAVAILABLE = 14
 _DATA_LOSS = 15
 
+# The table above; a status with an HTTP status is a RemoteError whatever its code.
 _LOCAL_ERRORS: dict[int, type[Exception]] = {
     _INVALID_ARGUMENT: ValueError,
     _DEADLINE_EXCEEDED: DeadlineExceeded,

@@ -149,7 +149,9 @@ def remote_call(
             declared count, dtype or shape, or a dtype has no type in the
             protocol (bool and bfloat16 travel over v2 only).
         InternalError: the model failed on the server (5xx other than 503).
-        DataLossError: the answer is not a valid GraphPipe message.
+        DataLossError: the answer is not a valid GraphPipe or v2 message.
+        ResourceExhaustedError: the answer is larger than 4 GiB, or its
+            memory cannot be had.
 
     Example::
 

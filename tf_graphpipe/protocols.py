@@ -6,8 +6,8 @@ follows.
 A URL whose path is ``/v2/models/<name>`` (optionally ``/versions/<v>``;
 a proxy's prefix before ``/v2`` is allowed) speaks the Open Inference
 Protocol (KServe v2), any other URL speaks GraphPipe; ``protocol="graphpipe"``
-or ``"v2"`` overrides. The URL parsing itself lives in cc/core
-(``ParseV2ModelUrl``), so the op kernel decides the same way at run time.
+or ``"v2"`` overrides. The rule itself lives in cc/core's call plan
+(``ResolveTarget``), so the op kernel decides the same way at run time.
 """
 from __future__ import annotations
 
@@ -33,15 +33,9 @@ def resolve(url: str, protocol: str | None) -> str:
         ValueError: an unknown protocol, or ``"v2"`` for a URL that names no
             v2 model.
     """
-    if protocol is None:
-        return V2 if v2_endpoints(url) is not None else GRAPHPIPE
-    if protocol not in PROTOCOLS:
-        raise ValueError(f"protocol must be 'graphpipe', 'v2' or None, got {protocol!r}")
-    if protocol == V2 and v2_endpoints(url) is None:
-        raise ValueError(
-            f"a v2 URL names its model: http://HOST:PORT/v2/models/NAME[/versions/V], got {url!r}"
-        )
-    return protocol
+    check_protocol_argument(protocol)
+    resolved: str = _native.resolve_protocol(url, protocol)
+    return resolved
 
 
 def check_protocol_argument(protocol: Any) -> None:

@@ -18,6 +18,8 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import os
+import random
+import re
 import sys
 from collections.abc import Iterator
 from typing import NamedTuple
@@ -26,7 +28,12 @@ __all__ = ["HEADER", "TraceParent", "current", "new_trace", "outgoing", "parse",
 
 HEADER = "traceparent"
 SAMPLED = 0x01
-_HEX = frozenset("0123456789abcdef")
+# version-trace_id-parent_id-flags, lowercase hex; a later version may append "-..." fields.
+_FORMAT = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?")
+# Ids need to be unique, not secret (OpenTelemetry's SDK makes them the same
+# way): a generator of our own, seeded from the OS, so no syscall per call.
+_random = random.Random(os.urandom(16))
+os.register_at_fork(after_in_child=lambda: _random.seed(os.urandom(16)))  # a forked worker makes ids of its own
 _ZERO_TRACE = "0" * 32
 _ZERO_SPAN = "0" * 16
 
@@ -71,26 +78,20 @@ def parse(value: str | bytes | None) -> TraceParent | None:
             value = value.decode("ascii")
         except UnicodeDecodeError:
             return None
-    value = value.strip()
-    if len(value) < 55 or value[2] != "-" or value[35] != "-" or value[52] != "-":
+    match = _FORMAT.fullmatch(value.strip())
+    if match is None:
         return None
-    version, trace_id, span_id, flags = value[:2], value[3:35], value[36:52], value[53:55]
-    if not _is_hex(version) or version == "ff" or not (_is_hex(trace_id) and _is_hex(span_id) and _is_hex(flags)):
-        return None
-    if version == "00" and len(value) != 55:
-        return None
-    if len(value) > 55 and value[55] != "-":  # a later version may append fields, after a dash
-        return None
-    if trace_id == _ZERO_TRACE or span_id == _ZERO_SPAN:
+    version, trace_id, span_id, flags, rest = match.groups()
+    if version == "ff" or (version == "00" and rest) or trace_id == _ZERO_TRACE or span_id == _ZERO_SPAN:
         return None
     return TraceParent(trace_id, span_id, int(flags, 16))
 
 
 def new_trace(sampled: bool = True) -> TraceParent:
     """A new trace with a random id (the start of a chain)."""
-    trace_id = os.urandom(16).hex()
+    trace_id = f"{_random.getrandbits(128):032x}"
     while trace_id == _ZERO_TRACE:  # pragma: no cover - one chance in 2**128
-        trace_id = os.urandom(16).hex()
+        trace_id = f"{_random.getrandbits(128):032x}"
     return TraceParent(trace_id, _span_id(), SAMPLED if sampled else 0)
 
 
@@ -154,11 +155,7 @@ def _opentelemetry_span() -> TraceParent | None:
 
 
 def _span_id() -> str:
-    span_id = os.urandom(8).hex()
+    span_id = f"{_random.getrandbits(64):016x}"
     while span_id == _ZERO_SPAN:  # pragma: no cover - one chance in 2**64
-        span_id = os.urandom(8).hex()
+        span_id = f"{_random.getrandbits(64):016x}"
     return span_id
-
-
-def _is_hex(text: str) -> bool:
-    return all(c in _HEX for c in text)

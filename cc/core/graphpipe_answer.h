@@ -19,7 +19,7 @@
 #include <string_view>
 
 #include "cc/core/codec.h"
-#include "cc/core/http_client.h"
+#include "cc/core/http_transport.h"
 #include "cc/core/status.h"
 
 namespace tf_graphpipe {

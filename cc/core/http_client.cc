@@ -24,6 +24,9 @@ constexpr long kUploadBufferBytes = 2 * 1024 * 1024;
 constexpr auto kFirstBackoff = std::chrono::milliseconds(50);
 constexpr auto kMaxBackoff = std::chrono::milliseconds(2000);
 constexpr int kIdlePollMs = 1000;
+// Idle easy handles kept for blocking calls (each with its keep-alive
+// connections); more are closed when they come back.
+constexpr size_t kMaxIdleBlockingHandles = 64;
 
 void InitCurlOnce() {
   static std::once_flag once;
@@ -215,25 +218,6 @@ Status DeadlinePassed(const Transfer& t) {
                 "deadline for " + t.request.url + " passed before it was sent");
 }
 
-// The easy handle blocking calls on this thread use, and so the keep-alive
-// connection they reuse. A child process after fork() must not talk on its
-// parent's socket: it starts a handle of its own (and leaks the old one).
-CURL* ThisThreadsEasy() {
-  struct Slot {
-    CURL* easy = nullptr;
-    pid_t owner = 0;
-    ~Slot() {
-      if (easy != nullptr && owner == getpid()) curl_easy_cleanup(easy);
-    }
-  };
-  thread_local Slot slot;
-  if (slot.easy == nullptr || slot.owner != getpid()) {
-    slot.easy = curl_easy_init();
-    slot.owner = getpid();
-  }
-  return slot.easy;
-}
-
 }  // namespace
 
 class HttpClient::Impl {
@@ -253,6 +237,7 @@ class HttpClient::Impl {
     curl_multi_wakeup(multi_);
     thread_.join();
     for (CURL* easy : idle_) curl_easy_cleanup(easy);
+    for (CURL* easy : idle_blocking_) curl_easy_cleanup(easy);
     curl_multi_cleanup(multi_);
   }
 
@@ -277,7 +262,7 @@ class HttpClient::Impl {
   // The blocking call: the same transfer, retries and errors as Start(),
   // on the calling thread, with no hand-off to the loop thread and back.
   Status CallHere(HttpRequest request, HttpResponse* response) {
-    CURL* easy = ThisThreadsEasy();
+    CURL* easy = TakeBlockingEasy();
     if (easy == nullptr) return Status(Code::kInternal, "curl_easy_init failed");
     Transfer t;
     t.request = std::move(request);
@@ -302,6 +287,7 @@ class HttpClient::Impl {
       if (!ShouldRetry(&t, status, &backoff)) break;
       std::this_thread::sleep_for(backoff);
     }
+    ReleaseBlockingEasy(easy);
     if (t.headers != nullptr) curl_slist_free_all(t.headers);
     t.headers = nullptr;
     *response = std::move(t.response);
@@ -475,6 +461,34 @@ class HttpClient::Impl {
     idle_.push_back(easy);
   }
 
+  // Blocking calls take a handle from a pool shared by all threads, not one
+  // per thread: a connection outlives the thread that opened it, so threads
+  // that come and go (a thread per batch, a fresh executor) reuse warm
+  // connections instead of opening one each, which also costs the server a
+  // new connection's buffers. Last in, first out: the warmest connection.
+  CURL* TakeBlockingEasy() {
+    {
+      std::lock_guard<std::mutex> lock(blocking_mu_);
+      if (!idle_blocking_.empty()) {
+        CURL* easy = idle_blocking_.back();
+        idle_blocking_.pop_back();
+        return easy;
+      }
+    }
+    return curl_easy_init();
+  }
+
+  void ReleaseBlockingEasy(CURL* easy) {
+    {
+      std::lock_guard<std::mutex> lock(blocking_mu_);
+      if (idle_blocking_.size() < kMaxIdleBlockingHandles) {
+        idle_blocking_.push_back(easy);
+        return;
+      }
+    }
+    curl_easy_cleanup(easy);
+  }
+
   void Shutdown() {
     for (auto& entry : active_) {
       curl_multi_remove_handle(multi_, entry.first);
@@ -505,6 +519,9 @@ class HttpClient::Impl {
   std::mutex mu_;
   bool stopping_ = false;                              // guarded by mu_
   std::vector<std::unique_ptr<Transfer>> incoming_;    // guarded by mu_
+
+  std::mutex blocking_mu_;
+  std::vector<CURL*> idle_blocking_;  // guarded by blocking_mu_
 
   // Owned by the loop thread.
   std::unordered_map<CURL*, std::unique_ptr<Transfer>> active_;

@@ -25,7 +25,7 @@
 #include <vector>
 
 #include "cc/core/codec.h"
-#include "cc/core/http_client.h"
+#include "cc/core/http_transport.h"
 #include "cc/core/status.h"
 #include "cc/core/v2_codec.h"
 

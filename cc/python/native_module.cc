@@ -7,13 +7,12 @@
 #include <pybind11/stl.h>
 
 #include <algorithm>
-#include <chrono>
-#include <cmath>
 #include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "cc/core/call_plan.h"
 #include "cc/core/codec.h"
 #include "cc/core/graphpipe_answer.h"
 #include "cc/core/http_client.h"
@@ -51,20 +50,20 @@ void RaiseIfError(const Status& status) {
   if (!status.ok()) Raise(status);
 }
 
-// An encoded flatbuffer handed to Python: read-only bytes, no copy.
-// An encoded flatbuffer handed to Python. A message encoded with
-// copy=False references its large inputs (kept alive in `keepalive`) and is
-// flattened on first access to its bytes.
+// An encoded flatbuffer handed to Python: read-only bytes, no copy. A
+// message encoded with copy=False references its large inputs (the arrays,
+// converted ones included, are kept in `keepalive`) and is flattened on
+// first access to its bytes.
 struct Message {
   EncodedMessage encoded;
-  py::object keepalive;
+  std::vector<py::array> keepalive;
 
   const EncodedMessage& Bytes() {
     if (!encoded.contiguous()) {
       py::gil_scoped_release release;
       encoded.Flatten();
     }
-    keepalive = py::none();
+    keepalive.clear();
     return encoded;
   }
 };
@@ -75,6 +74,15 @@ struct ReceivedBody {
   ByteBuffer bytes;
   std::vector<ByteBuffer> storage;
 };
+
+// The protocol argument of the bindings: None means "auto" (from the URL).
+ProtocolChoice ProtocolArgument(const py::object& protocol) {
+  ProtocolChoice choice = ProtocolChoice::kAuto;
+  if (protocol.is_none()) return choice;
+  Status parsed = ParseProtocolChoice(protocol.cast<std::string>(), &choice);
+  if (!parsed.ok()) throw py::value_error(parsed.message());
+  return choice;
+}
 
 std::vector<std::string_view> NameViews(const std::vector<std::string>& names) {
   return std::vector<std::string_view>(names.begin(), names.end());
@@ -151,71 +159,65 @@ BytesLike ExportBytes(py::handle object) {
   return out;
 }
 
-Clock::time_point DeadlineAfter(double timeout_seconds) {
-  if (!(timeout_seconds > 0) || std::isinf(timeout_seconds)) return Clock::time_point::max();
-  return Clock::now() + std::chrono::duration_cast<Clock::duration>(
-                            std::chrono::duration<double>(timeout_seconds));
-}
-
-HttpRequest MakeRequest(const std::string& url, double timeout, int retries,
-                        size_t max_response_bytes) {
-  HttpRequest request;
-  request.url = url;
-  request.deadline = DeadlineAfter(timeout);
-  request.retries = retries;
-  request.max_response_bytes = max_response_bytes;
-  return request;
-}
-
-py::list Infer(const std::string& url, const py::list& inputs, const py::list& wire_types,
-               const std::vector<std::string>& input_names,
-               const std::vector<std::string>& output_names, const py::bytes& config,
-               double timeout, int retries, size_t max_response_bytes) {
-  InferRequestSpec spec;
-  spec.inputs = ViewsOfArrays(inputs, wire_types);
-  spec.input_names = NameViews(input_names);
-  spec.output_names = NameViews(output_names);
-  std::string_view config_view = config;
-  spec.config = config_view;
-  HttpRequest request = MakeRequest(url, timeout, retries, max_response_bytes);
-
+// One call of the model at `url` through the call plan, as the op makes it;
+// the outputs as arrays viewing the received body.
+py::list Call(const std::string& url, const py::object& protocol, const py::list& inputs,
+              const py::list& type_ids, std::vector<std::string> input_names,
+              std::vector<std::string> output_names, const py::bytes& config, bool binary,
+              double timeout, int retries, size_t max_response_bytes) {
+  auto options = std::make_shared<CallOptions>();
+  options->protocol = ProtocolArgument(protocol);
+  options->input_names = std::move(input_names);
+  options->output_names = std::move(output_names);
+  options->config = std::string(config);
+  options->v2_binary = binary;
+  options->retries = retries;
+  options->max_response_bytes = max_response_bytes;
+  // Alive, with any converted input, until the call is done: large inputs
+  // are sent straight from their memory.
+  ArrayViews arrays = ViewsOfArrays(inputs, type_ids);
+  RemoteCall call(std::move(options), url, std::move(arrays.views), DeadlineAfter(timeout));
   auto body = std::make_unique<ReceivedBody>();
-  InferResponseView answer;
   Status status;
   {
     py::gil_scoped_release release;
-    EncodedMessage message;
-    // Large inputs are referenced, not copied: the arrays stay alive in the
-    // caller's list for the whole call, and are sent straight from NumPy.
-    status = EncodeInferRequest(spec, TensorBytes::kReference, &message);
+    status = call.Run(&HttpClient::Shared());
     if (status.ok()) {
-      request.body = message.Parts();
-      HttpResponse response;
-      status = HttpClient::Shared().Call(std::move(request), &response);
-      if (status.ok()) status = ReadInferAnswer(url, response, &answer);
-      // Moving the buffer keeps its address, so the views stay valid.
-      body->bytes = std::move(response.body);
+      AnswerBytes answer = call.TakeAnswerBytes();  // keeps its addresses: views stay valid
+      body->bytes = std::move(answer.body);
+      body->storage = std::move(answer.storage);
     }
   }
   RaiseIfError(status);
   py::object owner = py::cast(std::move(body));
-  return ArraysOfViews(answer.outputs, owner, true);
+  return ArraysOfViews(call.outputs(), owner, true);
 }
 
-py::dict Metadata(const std::string& url, double timeout, int retries, size_t max_response_bytes) {
-  HttpRequest request = MakeRequest(url, timeout, retries, max_response_bytes);
-  EncodedMessage message = EncodeMetadataRequest();
-  request.body = message.Parts();
+// The model's metadata (for v2, also the input order later calls use).
+py::dict Metadata(const std::string& url, const py::object& protocol, double timeout,
+                  int retries, size_t max_response_bytes) {
+  CallOptions options;
+  options.protocol = ProtocolArgument(protocol);
+  options.retries = retries;
+  options.max_response_bytes = max_response_bytes;
   ModelMetadata metadata;
   Status status;
   {
     py::gil_scoped_release release;
-    HttpResponse response;
-    status = HttpClient::Shared().Call(std::move(request), &response);
-    if (status.ok()) status = ReadMetadataAnswer(url, response, &metadata);
+    status = ReadModelMetadata(&HttpClient::Shared(), url, options, DeadlineAfter(timeout),
+                               &metadata);
   }
   RaiseIfError(status);
   return MetadataDict(metadata);
+}
+
+// The protocol a call to `url` speaks: "graphpipe" or "v2" (the call plan's
+// rule); ValueError for a protocol the URL cannot speak.
+std::string ResolveProtocolPy(const std::string& url, const py::object& protocol) {
+  CallTarget target;
+  Status resolved = ResolveTarget(url, ProtocolArgument(protocol), &target);
+  if (!resolved.ok()) throw py::value_error(resolved.message());
+  return ProtocolName(target.protocol);
 }
 
 // ---- Open Inference Protocol (v2) ----
@@ -230,67 +232,13 @@ py::object V2ModelUrlPy(const std::string& url) {
   return out;
 }
 
-py::list V2Infer(const std::string& url, const py::list& inputs, const py::list& type_ids,
-                 const std::vector<std::string>& input_names,
-                 const std::vector<std::string>& output_names, bool binary, double timeout,
-                 int retries, size_t max_response_bytes) {
-  V2InferRequestSpec spec;
-  spec.inputs = ViewsOfArrays(inputs, type_ids);
-  spec.input_names = NameViews(input_names);
-  spec.output_names = NameViews(output_names);
-  spec.binary = binary;
-  HttpRequest request = MakeRequest(url, timeout, retries, max_response_bytes);
-
-  auto body = std::make_unique<ReceivedBody>();
-  V2InferResponse answer;
-  Status status;
-  {
-    py::gil_scoped_release release;
-    V2Message message;
-    // Large inputs are referenced, not copied: the arrays stay alive in the
-    // caller's list for the whole call.
-    status = EncodeV2InferRequest(spec, TensorBytes::kReference, &message);
-    if (status.ok()) {
-      request.body = message.Parts();
-      request.content_type = message.content_type();
-      if (message.has_blobs()) {
-        request.extra_headers.push_back("Inference-Header-Content-Length: " +
-                                        std::to_string(message.json_size()));
-      }
-      HttpResponse response;
-      status = HttpClient::Shared().Call(std::move(request), &response);
-      if (status.ok()) status = ReadV2InferAnswer(url, response, spec.output_names, &answer);
-      body->bytes = std::move(response.body);  // keeps its address: views stay valid
-      body->storage = std::move(answer.storage);
-    }
-  }
-  RaiseIfError(status);
-  py::object owner = py::cast(std::move(body));
-  return ArraysOfViews(answer.outputs, owner, true);
-}
-
-py::dict V2Metadata(const std::string& url, double timeout, int retries,
-                    size_t max_response_bytes) {
-  HttpRequest request = MakeRequest(url, timeout, retries, max_response_bytes);
-  request.post = false;
-  ModelMetadata metadata;
-  Status status;
-  {
-    py::gil_scoped_release release;
-    HttpResponse response;
-    status = HttpClient::Shared().Call(std::move(request), &response);
-    if (status.ok()) status = ReadV2MetadataAnswer(url, response, &metadata);
-  }
-  RaiseIfError(status);
-  return MetadataDict(metadata);
-}
-
 // (body: bytes, json_size: int): the request Client.infer sends, flattened.
 py::tuple EncodeV2InferRequestPy(const py::list& inputs, const py::list& type_ids,
                                  const std::vector<std::string>& input_names,
                                  const std::vector<std::string>& output_names, bool binary) {
   V2InferRequestSpec spec;
-  spec.inputs = ViewsOfArrays(inputs, type_ids);
+  const ArrayViews arrays = ViewsOfArrays(inputs, type_ids);  // alive while encoding
+  spec.inputs = arrays.views;
   spec.input_names = NameViews(input_names);
   spec.output_names = NameViews(output_names);
   spec.binary = binary;
@@ -351,7 +299,8 @@ std::unique_ptr<Message> EncodeInferRequestPy(const py::list& inputs, const py::
                                               const std::vector<std::string>& output_names,
                                               const py::bytes& config, bool copy) {
   InferRequestSpec spec;
-  spec.inputs = ViewsOfArrays(inputs, wire_types);
+  ArrayViews arrays = ViewsOfArrays(inputs, wire_types);  // alive while encoding, or longer
+  spec.inputs = arrays.views;
   spec.input_names = NameViews(input_names);
   spec.output_names = NameViews(output_names);
   std::string_view config_view = config;
@@ -364,17 +313,18 @@ std::unique_ptr<Message> EncodeInferRequestPy(const py::list& inputs, const py::
                                 &out->encoded);
   }
   RaiseIfError(status);
-  if (!out->encoded.contiguous()) out->keepalive = inputs;
+  // A referencing message reads its large inputs when its bytes are asked for.
+  if (!out->encoded.contiguous()) out->keepalive = std::move(arrays.arrays);
   return out;
 }
 
 std::unique_ptr<Message> EncodeInferResponsePy(const py::list& outputs, const py::list& wire_types) {
-  std::vector<TensorView> views = ViewsOfArrays(outputs, wire_types);
+  const ArrayViews arrays = ViewsOfArrays(outputs, wire_types);  // alive while encoding
   auto out = std::make_unique<Message>();
   Status status;
   {
     py::gil_scoped_release release;
-    status = EncodeInferResponse(views, &out->encoded);
+    status = EncodeInferResponse(arrays.views, &out->encoded);
   }
   RaiseIfError(status);
   return out;
@@ -459,24 +409,22 @@ PYBIND11_MODULE(_native, m) {
       })
       .def("__len__", [](const ReceivedBody& body) { return body.bytes.size(); });
 
-  m.def("infer", &Infer, py::arg("url"), py::arg("inputs"), py::arg("wire_types"),
-        py::arg("input_names"), py::arg("output_names"), py::arg("config"), py::arg("timeout"),
+  m.def("call", &Call, py::arg("url"), py::arg("protocol"), py::arg("inputs"),
+        py::arg("type_ids"), py::arg("input_names"), py::arg("output_names"), py::arg("config"),
+        py::arg("binary"), py::arg("timeout"), py::arg("retries"), py::arg("max_response_bytes"),
+        "Calls the model at url (protocol: 'graphpipe', 'v2', or None for the URL's) as the op "
+        "does; the outputs as arrays viewing the answer's body.");
+  m.def("metadata", &Metadata, py::arg("url"), py::arg("protocol"), py::arg("timeout"),
         py::arg("retries"), py::arg("max_response_bytes"),
-        "POST an InferRequest and decode the answer into arrays viewing its body.");
-  m.def("metadata", &Metadata, py::arg("url"), py::arg("timeout"), py::arg("retries"),
-        py::arg("max_response_bytes"), "POST a MetadataRequest; the answer as a dict.");
+        "The model's metadata as a dict; for v2 also the input order later calls use.");
+  m.def("resolve_protocol", &ResolveProtocolPy, py::arg("url"), py::arg("protocol"),
+        "'graphpipe' or 'v2': the protocol a call to url speaks (ValueError if it cannot).");
   m.def("connections_opened", [] { return HttpClient::Shared().connections_opened(); },
         "TCP connections the shared HTTP client has opened in this process.");
 
   m.def("v2_model_url", &V2ModelUrlPy, py::arg("url"),
         "{model, metadata_url, infer_url} when the URL's path is /v2/models/<name>"
         "[/versions/<v>], else None.");
-  m.def("v2_infer", &V2Infer, py::arg("url"), py::arg("inputs"), py::arg("type_ids"),
-        py::arg("input_names"), py::arg("output_names"), py::arg("binary"), py::arg("timeout"),
-        py::arg("retries"), py::arg("max_response_bytes"),
-        "POST a v2 infer request to the infer URL; the outputs as arrays (requested order).");
-  m.def("v2_metadata", &V2Metadata, py::arg("url"), py::arg("timeout"), py::arg("retries"),
-        py::arg("max_response_bytes"), "GET v2 model metadata; a dict like metadata().");
   m.def("encode_v2_infer_request", &EncodeV2InferRequestPy, py::arg("inputs"),
         py::arg("type_ids"), py::arg("input_names"), py::arg("output_names"),
         py::arg("binary") = true, "A v2 infer request body and its JSON header's length.");

@@ -67,23 +67,26 @@ TensorView ViewOfArray(const py::array& array, DType type, const std::string& wh
   return view;
 }
 
-std::vector<TensorView> ViewsOfArrays(const py::list& arrays, const py::list& wire_types) {
+ArrayViews ViewsOfArrays(const py::list& arrays, const py::list& wire_types) {
   if (arrays.size() != wire_types.size()) {
     throw py::value_error("got " + std::to_string(arrays.size()) + " arrays but " +
                           std::to_string(wire_types.size()) + " wire types");
   }
-  std::vector<TensorView> views;
-  views.reserve(arrays.size());
+  ArrayViews out;
+  out.arrays.reserve(arrays.size());
+  out.views.reserve(arrays.size());
   for (size_t i = 0; i < arrays.size(); ++i) {
     const int raw = wire_types[i].cast<int>();
     if (raw < 1 || raw > kMaxDType) {
       throw py::value_error("tensor " + std::to_string(i) + ": type id " +
                             std::to_string(raw) + " is not 1..14");
     }
-    views.push_back(ViewOfArray(arrays[i].cast<py::array>(), static_cast<DType>(raw),
-                                "tensor " + std::to_string(i)));
+    // The conversion (for a non-array item) must outlive the view of it.
+    out.arrays.push_back(arrays[i].cast<py::array>());
+    out.views.push_back(
+        ViewOfArray(out.arrays.back(), static_cast<DType>(raw), "tensor " + std::to_string(i)));
   }
-  return views;
+  return out;
 }
 
 py::array ArrayOfView(const TensorView& view, py::handle owner, bool writeable) {

@@ -22,9 +22,19 @@ namespace tf_graphpipe {
 TensorView ViewOfArray(const pybind11::array& array, DType type,
                        const std::string& what);
 
+// Views of a list of arrays, and the arrays they borrow from. An item that
+// is not an ndarray (a list, a scalar) is converted, and the converted array
+// lives here, not in the caller's list: keep the whole struct alive while
+// the views are used (for a call, until it has completed). Holding the
+// arrays also keeps them alive if another thread empties the list while
+// the GIL is released. Destroy it with the GIL held.
+struct ArrayViews {
+  std::vector<pybind11::array> arrays;
+  std::vector<TensorView> views;
+};
+
 // Views for a list of arrays with their wire type ids.
-std::vector<TensorView> ViewsOfArrays(const pybind11::list& arrays,
-                                      const pybind11::list& wire_types);
+ArrayViews ViewsOfArrays(const pybind11::list& arrays, const pybind11::list& wire_types);
 
 // A NumPy array for a decoded view. Numeric data is viewed in place (with
 // `owner` as the array's base) when it is aligned for its element type, and

@@ -167,8 +167,11 @@ py::tuple EncodeV2AnswerPy(const std::string& model_name, const std::string& mod
                            const py::list& outputs, const py::list& type_ids, const std::vector<bool>& binary,
                            bool binary_default) {
   V2AnswerSpec spec;
+  // The arrays (converted ones too) live as long as the parts viewing them.
+  ArrayViews arrays;
   try {
-    spec.outputs = ViewsOfArrays(outputs, type_ids);
+    arrays = ViewsOfArrays(outputs, type_ids);
+    spec.outputs = arrays.views;
   } catch (const py::builtin_exception& e) {  // an output that is not a tensor: the model's
     Raise(Status(Code::kInternal, e.what()));
   } catch (py::error_already_set& e) {
@@ -206,7 +209,7 @@ py::tuple EncodeV2AnswerPy(const std::string& model_name, const std::string& mod
   py::object owner = py::none();
   for (const V2EncodedAnswer::Blob& blob : answer.blobs()) {
     if (blob.output != V2EncodedAnswer::kOwned) {
-      parts.append(BytesPart(blob.bytes, outputs[blob.output]));
+      parts.append(BytesPart(blob.bytes, arrays.arrays[blob.output]));
       continue;
     }
     if (owner.is_none()) owner = py::cast(std::move(encoded));  // the answer's address stays put

@@ -81,7 +81,7 @@ class CliServer:
         """The URL line, once printed (fails with the process's stderr if not)."""
         if self.url is None:
             line = _read_line(self.process, STARTUP_SECONDS)
-            if not line.startswith("http://"):
+            if not line.startswith(("http://", "https://")):
                 self.process.kill()
                 raise AssertionError(f"server printed {line!r} instead of its URL; stderr:\n{self.stderr_text()}")
             self.url = line

@@ -23,6 +23,11 @@ a GraphPipe and Open Inference Protocol (KServe v2) endpoint.
 * ``loading``     ``load_model``: which adapter fits what ``serve`` was given
 * ``tf_models``   SavedModel, concrete function, ``tf.Module``, Keras adapters
 * ``specs``       ``IOSpec``: a declared input or output
+* model repositories (many models and versions from a directory, swapped while serving):
+  ``repository`` (what is served, the polling thread, swaps), ``served_version``
+  (a version's lease: unloaded once its calls drain), ``repository_layout`` (the
+  directory, loading a version), ``repository_config`` (``config.json``),
+  ``repository_routes`` (its lookup, ``/models`` and the v2 repository API)
 * ``demo_model``  the embedded ``demo`` model
 """
 from tf_graphpipe.server.loading import load_model

@@ -36,6 +36,7 @@ from tf_graphpipe.server.dispatcher import Dispatcher, Request, SingleModel
 from tf_graphpipe.server.errors import BadRequest, ServerError
 from tf_graphpipe.server.inline import DEFAULT_INLINE_MAX_US
 from tf_graphpipe.server.model import Model
+from tf_graphpipe.server.production import ProductionOptions
 from tf_graphpipe.server.served import ServedModel
 from tf_graphpipe.server.workers import ModelWorkers
 
@@ -70,8 +71,14 @@ class GraphPipeApp:
         max_batch_size: int = 0,
         batch_timeout_ms: float = 5.0,
         inline_max_us: float = DEFAULT_INLINE_MAX_US,
+        production: ProductionOptions | None = None,
     ) -> GraphPipeApp:
-        """An app serving ``model``; the options are ``serve()``'s."""
+        """An app serving ``model``; the options are ``serve()``'s (TLS is the
+        ASGI server's own: ``production`` takes tokens, metrics, the access
+        log)."""
+        built = (production or ProductionOptions()).build()
+        if built.ssl_context is not None:
+            raise ValueError("TLS is the ASGI server's to set up (e.g. uvicorn --ssl-certfile), not the app's")
         pool = ModelWorkers(workers or min(8, (os.cpu_count() or 1) + 2))
         try:
             served = ServedModel(model, pool, debug=debug, max_batch_size=max_batch_size,
@@ -80,7 +87,7 @@ class GraphPipeApp:
         except BaseException:
             pool.shutdown(wait=False)
             raise
-        return cls(Dispatcher(SingleModel(served), pool, budget, debug=debug))
+        return cls(Dispatcher(SingleModel(served), pool, budget, debug=debug, production=built))
 
     def close(self) -> None:
         """Answers not ready from now on and stops the model workers."""
@@ -103,9 +110,12 @@ class GraphPipeApp:
             await _send(send, self.dispatcher.refusal(exc, method, path), method)
             return
         header_length = _header(scope, b"inference-header-content-length")
+        client = scope.get("client")
         request = self.dispatcher.begin(
             method, path, content_length,
-            None if header_length is None else int(header_length) if header_length.isdigit() else -1)
+            None if header_length is None else int(header_length) if header_length.isdigit() else -1,
+            _header(scope, b"authorization"), _header(scope, b"traceparent"),
+            f"{client[0]}:{client[1]}" if client else "-")
         if request.refused is not None:
             await _send(send, request.refused, method)
             return

@@ -21,13 +21,17 @@ import threading
 import time
 from pathlib import Path
 
-__all__ = ["AUTH_CHALLENGE", "TokenStore"]
+from tf_graphpipe.server.errors import Unauthenticated
+
+__all__ = ["OPEN_PATHS", "Authenticator", "TokenStore"]
 
 log = logging.getLogger("tf_graphpipe.server")
 
 RELOAD_CHECK_SECONDS = 1.0
 MAX_TOKEN_FILE_BYTES = 1 << 20
-AUTH_CHALLENGE = b'Bearer realm="tf-graphpipe"'  # the WWW-Authenticate value of a 401
+# The health routes: answered without a token unless asked (orchestrators'
+# probes rarely carry credentials, and the answers say only up or down).
+OPEN_PATHS = frozenset({b"/control/is_alive", b"/control/is_ready", b"/v2/health/live", b"/v2/health/ready"})
 MISSING = "this server requires a bearer token: send 'Authorization: Bearer <token>'"
 NOT_BEARER = "the Authorization header is not a bearer token: send 'Authorization: Bearer <token>'"
 INVALID = "the bearer token was not accepted"
@@ -118,3 +122,23 @@ def _read_tokens(path: Path) -> tuple[bytes, ...]:
         if line and not line.startswith(b"#"):
             tokens.append(line)
     return tuple(tokens)
+
+
+class Authenticator:
+    """The dispatcher's token check: which paths need a token, and the refusal.
+
+    Args:
+        tokens: the accepted tokens.
+        health_open: health routes answer without a token (the default).
+    """
+
+    def __init__(self, tokens: TokenStore, *, health_open: bool = True) -> None:
+        self.tokens = tokens
+        self.open_paths = OPEN_PATHS if health_open else frozenset()
+
+    def refusal(self, path: bytes, authorization: bytes | None) -> Unauthenticated | None:
+        """None when the request may go on; else the 401 to answer."""
+        if path in self.open_paths:
+            return None
+        message = self.tokens.refusal(authorization)
+        return None if message is None else Unauthenticated(message)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from concurrent.futures import Executor
 from typing import Any
@@ -55,7 +56,7 @@ class Batcher:
         loop = asyncio.get_running_loop()
         key = call.batch_key
         if key is None or call.rows >= self.max_batch_size:
-            return await loop.run_in_executor(self.executor, self.runner.execute, call)
+            return await loop.run_in_executor(self.executor, self._execute_alone, call)
         if self._rows.get(key, 0) + call.rows > self.max_batch_size:
             self._flush(key)
         future: asyncio.Future[_native.Message] = loop.create_future()
@@ -95,16 +96,30 @@ class Batcher:
             else:
                 future.set_result(answer)
 
+    def _execute_alone(self, call: Call) -> _native.Message:
+        """On a worker thread: one call on its own; raises like ``execute``."""
+        start = time.perf_counter()
+        try:
+            return self.runner.execute(call)
+        finally:
+            call.ran = (start, time.perf_counter(), call.rows, True)
+
     def _execute_window(self, calls: list[Call]) -> list[_native.Message | BaseException]:
         """On a worker thread: the answer (or error) of each call."""
         if len(calls) > 1:
+            start = time.perf_counter()
             try:
-                return self._execute_merged(calls)
+                answers = self._execute_merged(calls)
             except _Unmergeable:
                 pass
             except ServerError as exc:
                 log.debug("merged batch of %d calls failed (%s); running them one by one", len(calls), exc)
-        return [_answer(self.runner.execute, call) for call in calls]
+            else:
+                end, rows = time.perf_counter(), sum(call.rows for call in calls)
+                for i, call in enumerate(calls):  # the run counts once, each call's wait once
+                    call.ran = (start, end, rows, i == 0)
+                return answers
+        return [_answer(self._execute_alone, call) for call in calls]
 
     def _execute_merged(self, calls: list[Call]) -> list[_native.Message | BaseException]:
         first = calls[0]

@@ -269,6 +269,14 @@ class BodyLease:
     def body(self) -> Any:
         return self._buffer
 
+    def let_go(self) -> None:
+        """Drops the lease's own views of the buffer (the budget stays taken
+        until ``release``): once nothing else views it, the buffer returns to
+        its pool. For whoever holds the request when the body is no longer
+        needed, on whatever thread."""
+        self._buffer = b""
+        self._view = None
+
     def release(self) -> None:
         """The answer is handed over: the budget is given back. The buffer
         returns to its pool once nothing views it any more."""

@@ -26,14 +26,18 @@ A front end calls, on the event loop thread::
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import time
 from collections.abc import Callable
 from typing import Any
 
+from tf_graphpipe import tracing
 from tf_graphpipe.server.answer import Answer
 from tf_graphpipe.server.bodies import BodyBudget, BodyLease
 from tf_graphpipe.server.errors import NotFound, ServerError, failure
 from tf_graphpipe.server.inference import Call
+from tf_graphpipe.server.observe import Observation
+from tf_graphpipe.server.production import Production
 from tf_graphpipe.server.routes import (
     TEXT_WIRE,
     GraphPipeRoutes,
@@ -50,6 +54,11 @@ from tf_graphpipe.server.workers import ModelWorkers
 __all__ = ["Dispatcher", "Request", "SingleModel"]
 
 Reply = Callable[[Answer], None]
+# Run on a model worker with the answer: writes what it can straight to the
+# client; returns what is left for the loop ([] when all of it went), or
+# None when it wrote nothing. Only a front end that has handed the worker its
+# connection's write side for this one answer passes one (http_server).
+DirectWrite = Callable[[Answer], "list[Any] | None"]
 
 
 class SingleModel:
@@ -80,19 +89,8 @@ class Request:
         lease: where the body goes (``BodyLease``); released by ``done``.
     """
 
-    __slots__ = (
-        "call",
-        "failed",
-        "header_length",
-        "lease",
-        "method",
-        "outcome",
-        "path",
-        "refused",
-        "reply",
-        "target",
-        "timed",
-    )
+    __slots__ = ("answer", "call", "failed", "header_length", "held", "lease", "method", "outcome", "path",
+                 "refused", "reply", "seen", "target", "timed", "unsent", "write")
 
     def __init__(self, method: bytes, path: bytes, target: Target, header_length: int | None) -> None:
         self.method = method
@@ -106,12 +104,21 @@ class Request:
         self.failed: BaseException | None = None
         self.timed = False
         self.reply: Reply | None = None
+        self.answer: Answer | None = None
+        self.write: DirectWrite | None = None
+        self.unsent: list[Any] | None = None
+        self.held: ServedModel | None = None  # the model version this request holds a lease on
+        self.seen: Observation | None = None  # metrics, access log and trace (production.py)
 
     def done(self) -> None:
-        """The answer is handed to the transport: the body's budget goes back."""
+        """The answer is handed to the transport: the body's budget goes
+        back, and the model version's lease."""
         if self.lease is not None:
             self.lease.release()
             self.lease = None
+        if self.held is not None:
+            self.held.exit()
+            self.held = None
 
     @property
     def where(self) -> str:
@@ -126,20 +133,30 @@ class Dispatcher:
         workers: the threads model calls run on.
         budget: request bytes in flight, and the per-body limit.
         debug: tracebacks in error answers.
+        models_ready: whether every model is loaded (a model repository's
+            readiness); the readiness routes say ready only then.
+        production: tokens, metrics, access log and tracing (``production``).
 
     Attributes:
         ready: False once the server is shutting down (readiness routes say so).
     """
 
     def __init__(self, models: ModelLookup, workers: ModelWorkers, budget: BodyBudget | None = None, *,
-                 debug: bool = False) -> None:
+                 debug: bool = False, models_ready: Callable[[], bool] | None = None,
+                 production: Production | None = None) -> None:
         self.models = models
         self.workers = workers
         self.budget = budget or BodyBudget()
         self.debug = debug
         self.ready = True
+        self.models_ready = models_ready
+        production = production or Production()
+        self.auth = production.auth
+        self.observer = production.observer
         is_ready = self.is_ready
-        self.routes: list[Routes] = [HealthRoutes(is_ready), V2Routes(models, is_ready), GraphPipeRoutes(models)]
+        self.routes: list[Routes] = [HealthRoutes(is_ready), production.metrics_routes,
+                                     V2Routes(models, is_ready, lambda: self.ready),
+                                     GraphPipeRoutes(models)]
         self._tasks: set[asyncio.Task[None]] = set()
 
     @property
@@ -147,20 +164,42 @@ class Dispatcher:
         return self.budget.max_request_bytes
 
     def is_ready(self) -> bool:
-        return self.ready
+        return self.ready and (self.models_ready is None or self.models_ready())
 
     # ---- the request path -----------------------------------------------------------
 
-    def begin(self, method: bytes, path: bytes, content_length: int | None, header_length: int | None) -> Request:
+    def begin(self, method: bytes, path: bytes, content_length: int | None, header_length: int | None,
+              authorization: bytes | None = None, traceparent: bytes | None = None, peer: str = "-") -> Request:
         """A request whose head has arrived (``path`` without the query;
         ``content_length`` None: chunked or unknown; ``header_length``: v2's
-        Inference-Header-Content-Length, -1 when not a number). Never raises."""
+        Inference-Header-Content-Length, -1 when not a number;
+        ``authorization``, ``traceparent``: those headers' values; ``peer``:
+        the client's address, for the access log). Never raises."""
         target = self._resolve(method, path)
+        if target.served is not None and not target.served.enter():
+            # The version was retired since the lookup; the table that replaced it is published.
+            target = self._resolve(method, path)
+            if target.served is not None and not target.served.enter():
+                target = _failing(target.wire, NotFound(f"{path.decode('latin-1')}: the model is being unloaded"))
         request = Request(method, path, target, header_length)
+        request.held = target.served
         try:
+            if self.auth is not None:
+                refusal = self.auth.refusal(path, authorization)
+                if refusal is not None:
+                    raise refusal
             request.lease = self.budget.lease(content_length, header_length if header_length else 0)
         except ServerError as exc:
             request.refused = target.wire.error(failure(exc, request.where, close=True))
+            request.done()  # no call will run: the model version's lease goes back now
+        observer = self.observer
+        if observer.active or traceparent is not None:
+            model = _model_labels(method, path, target)
+            request.seen = seen = observer.begin(traceparent, model, content_length or 0,
+                                                 request.refused.status if request.refused is not None else 0)
+            seen.peer = peer
+            if request.refused is not None:
+                observer.answered(seen, method, path, request.refused.status, 0, request.refused.length)
         return request
 
     def _resolve(self, method: bytes, path: bytes) -> Target:
@@ -173,11 +212,15 @@ class Dispatcher:
                 return target
         return _failing(TEXT_WIRE, NotFound(f"no route for {path.decode('latin-1')!r}"))
 
-    def finish(self, request: Request, reply: Reply) -> None:
+    def finish(self, request: Request, reply: Reply, write: DirectWrite | None = None) -> None:
         """The body has arrived: ``reply(answer)`` is called once, on the
-        event loop thread (maybe before this returns)."""
+        event loop thread (maybe before this returns). With ``write``, a
+        call run on a model worker is written from there, and ``reply`` finds
+        what is left of it in ``request.unsent`` (None: nothing was written)."""
         lease = request.lease
         body = lease.body() if lease is not None else b""
+        if request.seen is not None:  # answers go out through the observer
+            reply = self._observed(request, reply, len(body))
         try:
             outcome = request.target.respond(body, request.header_length)
         except Exception as exc:  # noqa: BLE001 - the caller's mistake, or ours: an answer
@@ -186,9 +229,17 @@ class Dispatcher:
         if isinstance(outcome, Answer):
             reply(outcome)
             return
+        if isinstance(outcome, concurrent.futures.Future):  # answered later, on another thread
+            self._when_done(request, outcome, reply)
+            return
         served: ServedModel = request.target.served  # type: ignore[assignment]
         request.call = outcome
         request.reply = reply
+        # An observed request (metrics, access log, spans) is answered from the
+        # loop: the observer, loop-only, must hear of it before the client does.
+        request.write = write if request.seen is None else None
+        if request.seen is not None:
+            request.seen.submitted = time.perf_counter()
         if served.batcher is not None:
             task = asyncio.get_running_loop().create_task(self._batched(served, request))
             self._tasks.add(task)
@@ -217,40 +268,114 @@ class Dispatcher:
     # ---- scheduling -----------------------------------------------------------------
 
     def _run(self, request: Request, inline: bool = False) -> Request:
-        """On a worker (or inline, on the loop): runs the call. Never raises."""
+        """On a worker (or inline, on the loop): runs the call and renders
+        its answer; on a worker, writes it when the front end allows. Never raises."""
         served: ServedModel = request.target.served  # type: ignore[assignment]
+        seen = request.seen
+        rows = _rows(request.call) if seen is not None else 0  # type: ignore[arg-type]
         start = time.perf_counter()
         try:
-            request.outcome = served.runner.execute(request.call)  # type: ignore[arg-type]
+            if seen is not None and seen.trace is not None:
+                with tracing.use(seen.trace):  # the model's own calls carry the request's trace on
+                    request.outcome = served.runner.execute(request.call)  # type: ignore[arg-type]
+            else:
+                request.outcome = served.runner.execute(request.call)  # type: ignore[arg-type]
         except Exception as exc:  # noqa: BLE001 - every failure becomes an answer
             request.failed = exc
+        end = time.perf_counter()
         # The call's inputs are views of the body: drop them before the answer.
         request.call = None
         if request.timed:
-            served.inline.record(time.perf_counter() - start, inline)
+            served.inline.record(end - start, inline)
+        if seen is not None:
+            self.observer.ran(seen, start, end, rows)
+        answer = request.answer = self._rendered(request)
+        write, request.write = request.write, None
+        if write is not None and not inline and not answer.close:
+            request.unsent = write(answer)
+            if request.unsent == [] and request.lease is not None:
+                # All of it is in the kernel and this worker still holds the
+                # request: the body's buffer may go back to its pool now, before
+                # the loop hears of it (the client may be sending its next body).
+                request.lease.let_go()
         return request
 
-    def _answer(self, request: Request) -> None:
-        """On the loop: the call's result (or failure) as its answer."""
-        reply, request.reply = request.reply, None
+    def _rendered(self, request: Request) -> Answer:
         if request.failed is None:
-            answer = request.target.wire.ok(request.outcome)
+            answer: Answer = request.target.wire.ok(request.outcome)
         else:
             answer = self._error(request, request.failed)
             request.failed = None
         request.outcome = None
-        reply(answer)  # type: ignore[misc]
+        return answer
+
+    def _answer(self, request: Request) -> None:
+        """On the loop: hands the call's answer to the front end."""
+        reply, request.reply = request.reply, None
+        answer, request.answer = request.answer, None
+        reply(answer)  # type: ignore[misc, arg-type]
 
     async def _batched(self, served: ServedModel, request: Request) -> None:
         try:
             request.outcome = await served.batcher.submit(request.call)  # type: ignore[union-attr, arg-type]
         except Exception as exc:  # noqa: BLE001 - every failure becomes an answer
             request.failed = exc
+        if request.seen is not None and request.call is not None and request.call.ran is not None:
+            self.observer.ran(request.seen, *request.call.ran)  # as the batcher timed it
         request.call = None
+        request.write = None
+        request.answer = self._rendered(request)
         self._answer(request)
+
+    def _when_done(self, request: Request, future: concurrent.futures.Future[Answer], reply: Reply) -> None:
+        """Replies, on the loop, once ``future`` (a model repository's load or
+        unload) resolves."""
+        loop = asyncio.get_running_loop()
+
+        def answer(done: concurrent.futures.Future[Answer]) -> None:  # on the loop
+            error = done.exception()
+            reply(done.result() if error is None else self._error(request, error))
+
+        def resolved(done: concurrent.futures.Future[Answer]) -> None:
+            try:
+                loop.call_soon_threadsafe(answer, done)
+            except RuntimeError:  # the loop is gone (shutdown): nobody to answer
+                pass
+
+        future.add_done_callback(resolved)
 
     def _error(self, request: Request, exc: BaseException) -> Answer:
         return request.target.wire.error(failure(exc, request.where, debug=self.debug))
+
+    def _observed(self, request: Request, reply: Reply, body_bytes: int) -> Reply:
+        """``reply``, telling the observer first (metrics, access log, spans)."""
+        seen: Observation = request.seen  # type: ignore[assignment]
+
+        def observed(answer: Answer) -> None:
+            self.observer.answered(seen, request.method, request.path, answer.status, body_bytes, answer.length)
+            reply(answer)
+
+        return observed
+
+
+def _rows(call: Call) -> int:
+    """The rows a call runs on, for the batch-size metric (0: not known)."""
+    if call.rows:
+        return call.rows
+    first = call.inputs[0] if call.inputs else None
+    return int(first.shape[0]) if first is not None and first.ndim > 0 else 0
+
+
+def _model_labels(method: bytes, path: bytes, target: Target) -> tuple[str, str, str] | None:
+    """(model, version, protocol) of an inference request, for metrics; None
+    for the others. A v2 call to a model this server does not serve counts
+    under model "" (label values never come from the caller)."""
+    if method != b"POST":
+        return None
+    served = target.served
+    if served is not None:
+        return served.name, served.version, target.wire.name
+    return ("", "", "v2") if is_v2_path(path) else None
 
 
 def _failing(wire: Any, exc: ServerError) -> Target:

@@ -34,6 +34,7 @@ __all__ = [
     "RequestTimeout",
     "Rule",
     "ServerError",
+    "Unauthenticated",
     "describe",
     "failure",
 ]
@@ -49,6 +50,7 @@ FAILED_PRECONDITION = 9
 UNIMPLEMENTED = 12
 INTERNAL = 13
 UNAVAILABLE = 14
+UNAUTHENTICATED = 16
 
 
 class ServerError(Exception):
@@ -113,6 +115,13 @@ class FailedPrecondition(ServerError):
     model that could not be loaded)."""
 
 
+class Unauthenticated(ServerError):
+    """No accepted bearer token (``--auth-token-file``): 401, and the body is
+    not read. The message says what was wrong, never which token came."""
+
+    headers = b'www-authenticate: Bearer realm="tf-graphpipe"\r\n'
+
+
 class ModelFailed(ServerError):
     """The model raised, or returned something that cannot be sent."""
 
@@ -139,6 +148,7 @@ ERROR_TABLE: dict[type[BaseException], Rule] = {
     Overloaded: Rule(503, UNAVAILABLE, logging.WARNING, close=True),
     FailedPrecondition: Rule(400, FAILED_PRECONDITION, logging.WARNING),
     ModelFailed: Rule(500, INTERNAL, logging.ERROR),
+    Unauthenticated: Rule(401, UNAUTHENTICATED, logging.INFO, close=True),
 }
 UNEXPECTED = Rule(500, INTERNAL, logging.ERROR)
 

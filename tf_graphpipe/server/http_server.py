@@ -14,11 +14,18 @@ granted, so each ``recv_into`` takes what the socket holds); the parser only
 sees the head and the first bytes of the body. Answers are written as their
 own buffers, with no copy.
 
-Threads: everything here runs on the event loop thread. A model worker never
-touches a connection: its result reaches the dispatcher on the loop, which
-calls ``_reply``. (A worker writing its answer straight to the socket saved
-a loop wake-up, but needed a lock around every piece of connection state
-and a dup'd descriptor; small calls to fast models now run inline instead.)
+Threads: everything here runs on the event loop thread, with one exception
+made by construction. When the loop hands a call to a model worker on a
+connection whose transport has nothing queued (keep-alive, not a HEAD), it
+also hands that worker the write side for that one answer: a
+``_SocketWriter``, a dup of the socket and the answer heads, nothing else of
+the connection. The worker writes the answer with one non-blocking write
+and returns what did not fit; the loop writes the rest, then takes the write
+side back (``_reply``). Until then the loop writes nothing to that
+connection (its 100 Continue, refusals and closes wait, as for any answer
+in progress) and keeps the dup open even if the transport closes. This saves
+the loop wake-up in front of the answer: the 1x4 call on a worker (with
+``--inline-max-us 0``) in bench/README.md.
 
 HTTP behaviour:
 
@@ -47,8 +54,11 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import os
 import socket
+import ssl
 import time
+from typing import Any
 
 import httptools
 
@@ -86,6 +96,8 @@ class HttpServer:
         max_header_bytes: largest request line + headers.
         max_connections: connections open at once; one more is answered 503.
         graceful_timeout: seconds ``shutdown`` waits for requests in flight.
+        ssl_context: serve TLS with it (asyncio's SSL transport: a body is
+            still decrypted straight into its lease's buffer).
     """
 
     def __init__(
@@ -97,6 +109,7 @@ class HttpServer:
         max_header_bytes: int = 64 << 10,
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
         graceful_timeout: float = 10.0,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         if max_connections < 1:
             raise ValueError(f"max_connections must be >= 1, got {max_connections}")
@@ -106,6 +119,7 @@ class HttpServer:
         self.max_header_bytes = max_header_bytes
         self.max_connections = max_connections
         self.graceful_timeout = graceful_timeout
+        self.ssl_context = ssl_context
         self.connections: set[_Connection] = set()
         self.admitted = 0  # connections counted against max_connections
         self.heads = Heads()
@@ -122,7 +136,8 @@ class HttpServer:
         self.loop = asyncio.get_running_loop()
         self.clock = self.loop.time()
         for sock in sockets:
-            self._servers.append(await self.loop.create_server(lambda: _Connection(self), sock=sock, backlog=2048))
+            self._servers.append(await self.loop.create_server(lambda: _Connection(self), sock=sock, backlog=2048,
+                                                               ssl=self.ssl_context))
         self._sweep()
 
     def _sweep(self) -> None:
@@ -179,6 +194,9 @@ class _Connection(asyncio.BufferedProtocol):
         self.writing_paused_since: float | None = None
         self.linger: asyncio.TimerHandle | None = None
         self.continue_owed = False  # 100 Continue to send once earlier answers are out
+        self.writer: _SocketWriter | None = None  # what a worker may write with
+        self.write_granted = False  # a worker holds the write side (for the answer in progress)
+        self.peer = "-"  # host:port of the client, for the access log
         self._reset_message()
 
     def _reset_message(self) -> None:
@@ -192,6 +210,8 @@ class _Connection(asyncio.BufferedProtocol):
         self.content_length: int | None = None
         self.chunked = False
         self.header_length: int | None = None  # v2 Inference-Header-Content-Length
+        self.authorization: bytes | None = None
+        self.traceparent: bytes | None = None
         self.expect_continue = False
         self.keep_alive = True
         self.started = self.server.clock
@@ -212,10 +232,17 @@ class _Connection(asyncio.BufferedProtocol):
             return
         server.admitted += 1
         self.admitted = True
+        peer = transport.get_extra_info("peername")
+        if isinstance(peer, tuple) and len(peer) >= 2:
+            self.peer = f"{peer[0]}:{peer[1]}"
         sock = transport.get_extra_info("socket")
         if sock is not None:
             try:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                # A descriptor of our own, valid until we close it, for a worker's
+                # write; never under TLS, whose bytes only the transport makes.
+                if server.ssl_context is None:
+                    self.writer = _SocketWriter(os.dup(sock.fileno()), server.heads)
             except (OSError, AttributeError, ValueError):
                 pass
 
@@ -225,6 +252,8 @@ class _Connection(asyncio.BufferedProtocol):
             self.server.admitted -= 1
             self.admitted = False
         self.transport = None
+        if not self.write_granted:
+            self._close_writer()
         self._drop_incoming()
         for item, _ in self.waiting:
             if type(item) is Request:
@@ -315,6 +344,10 @@ class _Connection(asyncio.BufferedProtocol):
             self.expect_continue = value.lower() == b"100-continue"
         elif size == 31 and name.lower() == b"inference-header-content-length":
             self.header_length = int(value) if value.isdigit() else -1  # -1: refused by the v2 decoder
+        elif size == 13 and name.lower() == b"authorization":
+            self.authorization = value
+        elif size == 11 and name.lower() == b"traceparent":
+            self.traceparent = value
 
     def on_headers_complete(self) -> None:
         if self.discarding:
@@ -323,7 +356,7 @@ class _Connection(asyncio.BufferedProtocol):
         self.keep_alive = self.parser.should_keep_alive()
         length = self.content_length if self.content_length is not None or self.chunked else 0
         request = self.dispatcher.begin(self.parser.get_method(), self.url.partition(b"?")[0], length,
-                                        self.header_length)
+                                        self.header_length, self.authorization, self.traceparent, self.peer)
         if request.refused is not None:
             self._refuse_with(request.refused)
             return
@@ -366,7 +399,13 @@ class _Connection(asyncio.BufferedProtocol):
                     self._send_refusal(item)
                     return
                 self.answering, self.answering_keep_alive = item, keep_alive  # type: ignore[assignment]
-                self.dispatcher.finish(item, self._reply)  # type: ignore[arg-type]
+                writer = self.writer
+                if (writer is not None and keep_alive and not self.closing and item.method != b"HEAD"  # type: ignore[union-attr]
+                        and not self.transport.get_write_buffer_size()):
+                    self.write_granted = True  # until _reply: the loop writes nothing here
+                    self.dispatcher.finish(item, self._reply, writer)  # type: ignore[arg-type]
+                else:
+                    self.dispatcher.finish(item, self._reply)  # type: ignore[arg-type]
         finally:
             self.dispatching = False
         transport = self.transport
@@ -383,19 +422,26 @@ class _Connection(asyncio.BufferedProtocol):
     def _reply(self, answer: Answer) -> None:
         """The dispatcher's answer to the request being answered (on the loop)."""
         request, self.answering = self.answering, None
+        self.write_granted = False
         transport = self.transport
         if transport is None or transport.is_closing():  # the client went away while we worked
+            if transport is None:
+                self._close_writer()
             if request is not None:
                 request.done()
             return
         close = answer.close or not self.answering_keep_alive or self.closing
-        head = self.server.heads.head(answer, close)
-        if request is not None and request.method == b"HEAD":
-            transport.write(head)
+        unsent = request.unsent if request is not None else None
+        if unsent is not None:  # a worker wrote the answer, or its start: the rest
+            if unsent:
+                transport.writelines(unsent)
+        elif request is not None and request.method == b"HEAD":
+            transport.write(self.server.heads.head(answer, close))
         elif answer.length <= SMALL_ANSWER:
-            transport.write(b"".join((head, *answer.parts)))
+            transport.write(b"".join((self.server.heads.head(answer, close), *answer.parts)))
         else:
-            transport.writelines((head, *(memoryview(p).cast("B") for p in answer.parts)))
+            transport.writelines((self.server.heads.head(answer, close),
+                                  *(memoryview(p).cast("B") for p in answer.parts)))
         if request is not None:
             if log.isEnabledFor(logging.DEBUG):
                 log.debug("%s -> %d (%d bytes out)", request.where, answer.status, answer.length)
@@ -406,6 +452,11 @@ class _Connection(asyncio.BufferedProtocol):
         self._next()
 
     # ---- refusals, timeouts, closing ------------------------------------------------
+
+    def _close_writer(self) -> None:
+        if self.writer is not None:
+            os.close(self.writer.fd)
+            self.writer = None
 
     def _head_too_large(self) -> HeadTooLarge:
         return HeadTooLarge(f"request head exceeds the server's limit of {self.server.max_header_bytes} bytes")
@@ -479,3 +530,37 @@ class _Connection(asyncio.BufferedProtocol):
             self.reading_paused = True
             self.transport.pause_reading()
 
+
+
+class _SocketWriter:
+    """All a model worker gets of a connection, and only while the loop has
+    handed it the write side for one answer: a dup of the socket (valid until
+    the loop closes it) and the server's answer heads."""
+
+    __slots__ = ("fd", "heads")
+
+    def __init__(self, fd: int, heads: Heads) -> None:
+        self.fd, self.heads = fd, heads
+
+    def __call__(self, answer: Answer) -> list[Any] | None:
+        """On the worker: writes ``answer`` with one non-blocking write; what
+        did not fit ([] if nothing), or None if nothing went (socket full)."""
+        buffers = [self.heads.head(answer, False), *answer.parts]
+        total = len(buffers[0]) + answer.length
+        try:
+            if answer.length <= SMALL_ANSWER:
+                written = os.write(self.fd, b"".join(buffers))
+            else:
+                written = os.writev(self.fd, buffers)
+        except (BlockingIOError, InterruptedError):
+            return None
+        except OSError:  # the client is gone: the loop sees it too, nothing left to send
+            return []
+        if written >= total:
+            return []
+        rest = []
+        for view in (memoryview(b).cast("B") for b in buffers):
+            if written < len(view):
+                rest.append(view[written:])
+            written = max(0, written - len(view))
+        return rest

@@ -30,7 +30,9 @@ class Call:
     ``batch_key`` is None when the call cannot be merged with others; calls with
     equal keys differ at most in their first dimension (``rows``). ``encode``
     turns the selected outputs into this call's answer (None: a GraphPipe
-    InferResponse; the v2 endpoint sets its own).
+    InferResponse; the v2 endpoint sets its own). ``ran``: set by the batcher,
+    (start, end, rows, counted) of the model run that answered it, for metrics
+    and spans (``counted``: False for the other calls of a merged batch).
     """
 
     inputs: list[np.ndarray]
@@ -39,6 +41,7 @@ class Call:
     rows: int = 0
     batch_key: tuple[Any, ...] | None = None
     encode: Callable[[list[tuple[str, np.ndarray]]], Any] | None = None
+    ran: tuple[float, float, int, bool] | None = None
 
 
 class ModelRunner:

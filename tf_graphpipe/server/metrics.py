@@ -12,9 +12,10 @@ one process (tests, a notebook) report only their own calls.
 Why not ``prometheus_client.Counter``/``Histogram`` objects: each update
 takes its own lock and a Python loop over the buckets, ~1-3 µs apiece, and a
 call updates nine of them: 5-10 % of a small call's latency. Here a call's
-numbers are added to plain per-model tallies under one lock (buckets found
-with ``bisect``), and a ``prometheus_client`` collector turns the tallies
-into metric families when ``/metrics`` is scraped; the text format, names and
+numbers are added to plain per-model tallies by the event loop thread, which
+alone touches them (buckets found with ``bisect``), and a
+``prometheus_client`` collector turns the tallies into metric families when
+``/metrics`` is scraped, on the same thread; the text format, names and
 types are prometheus-client's own.
 """
 from __future__ import annotations
@@ -24,7 +25,11 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["CONTENT_TYPE", "ModelMetrics", "ServerMetrics", "metrics_available"]
+from tf_graphpipe.server.answer import Answer
+from tf_graphpipe.server.errors import MethodNotAllowed, NotFound
+from tf_graphpipe.server.routes import TEXT_WIRE, Target
+
+__all__ = ["CONTENT_TYPE", "MetricsRoutes", "ModelMetrics", "ServerMetrics", "metrics_available"]
 
 EXTRA_HINT = "install tf-graphpipe[metrics] (prometheus-client)"
 # Seconds: a small model answers in ~100 µs, a large call takes seconds.
@@ -67,11 +72,25 @@ class _Tally:
 
 
 class ModelMetrics:
-    """What the dispatcher records for one model, version and protocol. Every
-    method takes one uncontended lock and is safe from any thread."""
+    """What the dispatcher records for one model, version and protocol.
 
-    __slots__ = ("labels", "codes", "inflight", "request_bytes", "response_bytes", "request_seconds",
-                 "queue_seconds", "model_seconds", "batch_size", "lock")
+    Called on the server's event loop thread only, as the ``/metrics`` route
+    that reads them is: the dispatcher records a request when its head
+    arrives and when its answer goes out, both on the loop (a worker only
+    times the model run, on the request), so no lock is taken.
+    """
+
+    __slots__ = (
+        "batch_size",
+        "codes",
+        "inflight",
+        "labels",
+        "model_seconds",
+        "queue_seconds",
+        "request_bytes",
+        "request_seconds",
+        "response_bytes",
+    )
 
     def __init__(self, labels: tuple[str, str, str]) -> None:
         self.labels = labels
@@ -83,42 +102,44 @@ class ModelMetrics:
         self.queue_seconds = _Tally(SECONDS_BUCKETS)
         self.model_seconds = _Tally(SECONDS_BUCKETS)
         self.batch_size = _Tally(BATCH_BUCKETS)
-        self.lock = threading.Lock()
 
     def started(self, body_bytes: int) -> None:
         """A request for the model arrived (``body_bytes``: its body)."""
-        with self.lock:
-            self.inflight += 1
-            self.request_bytes += body_bytes
+        self.inflight += 1
+        self.request_bytes += body_bytes
 
-    def finished(self, status: int, seconds: float, answer_bytes: int) -> None:
+    def finished(self, status: int, seconds: float, answer_bytes: int, model: tuple[float, float, int, int] | None
+                 ) -> None:
         """The request of a ``started`` was answered with HTTP ``status``,
-        ``seconds`` after it arrived, with ``answer_bytes`` of body."""
-        with self.lock:
-            self.inflight -= 1
-            self.codes[status] = self.codes.get(status, 0) + 1
-            self.request_seconds.add(seconds)
-            self.response_bytes += answer_bytes
+        ``seconds`` after it arrived, with ``answer_bytes`` of body. ``model``:
+        (seconds queued, seconds the model ran, rows, 1 if the run counts
+        here else 0: the other calls of a merged batch), None when the model
+        did not run."""
+        # The tallies' add() written out: this runs once per request.
+        self.inflight -= 1
+        codes = self.codes
+        codes[status] = codes.get(status, 0) + 1
+        tally = self.request_seconds
+        tally.counts[bisect.bisect_left(tally.bounds, seconds)] += 1
+        tally.total += seconds
+        self.response_bytes += answer_bytes
+        if model is not None:
+            queued, ran, rows, counted = model
+            tally = self.queue_seconds
+            tally.counts[bisect.bisect_left(tally.bounds, queued)] += 1
+            tally.total += queued
+            if counted:
+                tally = self.model_seconds
+                tally.counts[bisect.bisect_left(tally.bounds, ran)] += 1
+                tally.total += ran
+                if rows > 0:
+                    self.batch_size.add(rows)
 
     def refused(self, status: int, body_bytes: int = 0) -> None:
         """A request answered without reaching the model (401, 413 ...) and
         never ``started``: counted by code, not timed."""
-        with self.lock:
-            self.codes[status] = self.codes.get(status, 0) + 1
-            self.request_bytes += body_bytes
-
-    def queued(self, seconds: float) -> None:
-        """A call waited ``seconds`` for a model worker or a batch."""
-        with self.lock:
-            self.queue_seconds.add(seconds)
-
-    def ran(self, seconds: float, rows: int) -> None:
-        """The model ran once (on a call, or on a batch of calls) for
-        ``seconds``, on ``rows`` rows (0: not known)."""
-        with self.lock:
-            self.model_seconds.add(seconds)
-            if rows > 0:
-                self.batch_size.add(rows)
+        self.codes[status] = self.codes.get(status, 0) + 1
+        self.request_bytes += body_bytes
 
 
 class ServerMetrics:
@@ -189,17 +210,38 @@ class _Collector:
         }
         for model in self.metrics.snapshot():
             labels = list(model.labels)
-            with model.lock:  # one consistent reading per model
-                for status, count in sorted(model.codes.items()):
-                    requests.add_metric([*labels, str(status)], count)
-                inflight.add_metric(labels, model.inflight)
-                bytes_in.add_metric(labels, model.request_bytes)
-                bytes_out.add_metric(labels, model.response_bytes)
-                for attribute, family in histograms.items():
-                    tally: _Tally = getattr(model, attribute)
-                    family.add_metric(labels, tally.cumulative(), tally.total)
+            for status, count in sorted(model.codes.items()):
+                requests.add_metric([*labels, str(status)], count)
+            inflight.add_metric(labels, model.inflight)
+            bytes_in.add_metric(labels, model.request_bytes)
+            bytes_out.add_metric(labels, model.response_bytes)
+            for attribute, family in histograms.items():
+                tally: _Tally = getattr(model, attribute)
+                family.add_metric(labels, tally.cumulative(), tally.total)
         yield requests
         yield inflight
         yield bytes_in
         yield bytes_out
         yield from histograms.values()
+
+
+class MetricsRoutes:
+    """``GET /metrics``: the Prometheus text format; 404 naming the reason
+    when metrics are off (``--no-metrics``, or prometheus-client missing)."""
+
+    PATH = b"/metrics"
+
+    def __init__(self, metrics: ServerMetrics | None, off_reason: str = "metrics are off (--no-metrics)") -> None:
+        self.wire = TEXT_WIRE
+        self.metrics = metrics
+        self.off_reason = off_reason
+
+    def resolve(self, method: bytes, path: bytes) -> Target | None:
+        if path != self.PATH:
+            return None
+        if method not in (b"GET", b"HEAD"):
+            raise MethodNotAllowed(f"{method.decode('latin-1')} /metrics: use GET", "GET, HEAD")
+        metrics = self.metrics
+        if metrics is None:
+            raise NotFound(self.off_reason)
+        return Target(self.wire, lambda body, header_length: Answer(200, [metrics.exposition()], CONTENT_TYPE))

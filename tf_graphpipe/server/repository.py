@@ -27,13 +27,14 @@ from __future__ import annotations
 
 import concurrent.futures
 import logging
+import os
 import queue
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from tf_graphpipe.server.errors import FailedPrecondition, NotFound
 from tf_graphpipe.server.model import Model
@@ -50,6 +51,9 @@ from tf_graphpipe.server.repository_layout import (
     warm_up,
 )
 from tf_graphpipe.server.served_version import ServedVersion
+
+if TYPE_CHECKING:
+    from tf_graphpipe.server.onnx_models import SessionSettings
 
 __all__ = ["DEFAULT_POLL_SECONDS", "LoadFailed", "ModelNotFound", "ModelRepository"]
 
@@ -102,13 +106,18 @@ class ModelRepository(Generic[T]):
             batcher, metadata answers...) from the model and its config;
             called on the repository thread. Its exceptions fail the load.
         poll_seconds: how often the directory is read again; 0 never.
+        leased: called with each version once built, before it is served
+            (how what ``build`` made learns the lease its calls take).
+        onnx: ONNX Runtime settings for every ``model.onnx`` version.
 
     ``start`` loads what the directory holds, on the calling thread, before
     anything is served; then the repository thread takes over.
     """
 
-    def __init__(self, root: str | Path, build: Callable[[Model, ModelConfig], T], *,
-                 poll_seconds: float = DEFAULT_POLL_SECONDS) -> None:
+    def __init__(self, root: str | os.PathLike[str], build: Callable[[Model, ModelConfig], T], *,
+                 poll_seconds: float = DEFAULT_POLL_SECONDS,
+                 leased: Callable[[ServedVersion[T]], None] | None = None,
+                 onnx: SessionSettings | None = None) -> None:
         if poll_seconds < 0:
             raise ValueError(f"poll_seconds must be >= 0 (0: only load and unload requests), got {poll_seconds}")
         self.root = Path(root).expanduser()
@@ -116,6 +125,8 @@ class ModelRepository(Generic[T]):
             raise FileNotFoundError(f"model repository {str(self.root)!r} is not a directory")
         self.poll_seconds = poll_seconds
         self._build = build
+        self._leased = leased
+        self._onnx = onnx
         self._table: dict[str, _Entry[T]] = {}  # replaced, never changed: read without a lock
         self._single: str | None = None  # the model's name when the repository holds one model
         self._models: dict[str, _ModelState[T]] = {}  # the repository thread's alone
@@ -195,6 +206,10 @@ class ModelRepository(Generic[T]):
             if served.enter():
                 return served
         raise ModelNotFound(f"model {name!r} is being unloaded")
+
+    def served_versions(self) -> list[ServedVersion[T]]:
+        """Every version served now (not those draining)."""
+        return [version for entry in self._table.values() for version in entry.versions.values()]
 
     def _which_model(self) -> str:
         names = sorted(self._table)
@@ -481,7 +496,7 @@ class ModelRepository(Generic[T]):
             state.loading = number
         started = time.perf_counter()
         try:
-            model = load_version(path, state.name, number, config)
+            model = load_version(path, state.name, number, config, self._onnx)
             warmed = False
             try:
                 warmed = warm_up(model)
@@ -490,6 +505,8 @@ class ModelRepository(Generic[T]):
                             state.name, number, exc)
             served = ServedVersion(state.name, number, model, self._build(model, config),
                                    time.perf_counter() - started, self._drained)
+            if self._leased is not None:
+                self._leased(served)
         except Exception as exc:  # noqa: BLE001 - any failure to load is logged, never fatal
             message = f"{type(exc).__name__}: {exc}"
             with self._status_lock:

@@ -23,6 +23,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -31,6 +32,9 @@ from tf_graphpipe.server.loading import load_model
 from tf_graphpipe.server.model import Model
 from tf_graphpipe.server.repository_config import CONFIG_FILE, ModelConfig
 from tf_graphpipe.server.specs import IOSpec
+
+if TYPE_CHECKING:
+    from tf_graphpipe.server.onnx_models import SessionSettings
 
 __all__ = ["ModelOnDisk", "fingerprint", "load_version", "scan", "scan_model", "valid_model_name", "warm_up"]
 
@@ -119,8 +123,10 @@ def fingerprint(path: Path) -> Fingerprint:
     return tuple(sorted(found))
 
 
-def load_version(path: Path, name: str, version: int, config: ModelConfig) -> Model:
-    """Loads the model in the version directory ``path``.
+def load_version(path: Path, name: str, version: int, config: ModelConfig,
+                 onnx: SessionSettings | None = None) -> Model:
+    """Loads the model in the version directory ``path`` (``onnx``: ONNX
+    Runtime's settings for a ``model.onnx``).
 
     Raises:
         ValueError: the directory holds no model, or more than one kind.
@@ -149,7 +155,7 @@ def load_version(path: Path, name: str, version: int, config: ModelConfig) -> Mo
 
         model = tf_models.keras_file(path / KERAS_FILE)
     elif kinds[0] == ONNX_FILE:
-        model = _onnx_model(path)
+        model = _onnx_model(path, onnx)
     else:
         from tf_graphpipe.server import tf_models
 
@@ -163,10 +169,10 @@ def _listed(specs: Sequence[IOSpec] | None) -> list[IOSpec] | None:
     return list(specs) if specs is not None else None
 
 
-def _onnx_model(path: Path) -> Model:
+def _onnx_model(path: Path, settings: SessionSettings | None) -> Model:
     from tf_graphpipe.server.onnx_models import load_onnx_model
 
-    return load_onnx_model(path)
+    return load_onnx_model(path, settings)
 
 
 def warm_up(model: Model) -> bool:
@@ -182,6 +188,6 @@ def warm_up(model: Model) -> bool:
     for spec in model.inputs:
         shape = tuple(1 if d < 0 else d for d in spec.shape or ())
         dtype = dtypes.numpy_dtype(spec.wire_type)
-        inputs.append(np.full(shape, b"", dtype=object) if dtype == object else np.zeros(shape, dtype))
+        inputs.append(np.full(shape, b"", dtype=object) if dtype.kind == "O" else np.zeros(shape, dtype))
     model.run(inputs, b"")
     return True

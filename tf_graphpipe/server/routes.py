@@ -17,7 +17,7 @@ more piece in that list.
 """
 from __future__ import annotations
 
-import weakref
+import concurrent.futures
 from collections.abc import Callable
 from typing import Any, Protocol
 from urllib.parse import unquote
@@ -33,7 +33,9 @@ __all__ = ["TEXT_WIRE", "GraphPipeRoutes", "HealthRoutes", "ModelLookup", "Route
 
 GET = (b"GET", b"HEAD")
 
-Respond = Callable[[Any, "int | None"], "Answer | Call"]
+# A call for the model, the answer itself, or an answer that comes later
+# (a model repository's load and unload, done on its own thread).
+Respond = Callable[[Any, "int | None"], "Answer | Call | concurrent.futures.Future[Answer]"]
 
 
 class Wire(Protocol):
@@ -68,7 +70,7 @@ class Target:
 
     Attributes:
         wire: renders its answers and errors.
-        respond: ``(body, header_length) -> Answer | Call``; may raise ServerError.
+        respond: ``(body, header_length) -> Answer | Call | Future[Answer]``; may raise ServerError.
         served: the model a ``Call`` goes to (None for routes that answer themselves).
     """
 
@@ -131,16 +133,17 @@ class V2Routes:
 
     wire = V2_WIRE
 
-    def __init__(self, models: ModelLookup, ready: Callable[[], bool]) -> None:
+    def __init__(self, models: ModelLookup, ready: Callable[[], bool],
+                 serving: Callable[[], bool] | None = None) -> None:
         self.models = models
         self.ready = ready
+        # A model's own readiness: not while shutting down, whatever else is loading.
+        self.serving = serving or ready
         answers = server_answers()
         self._metadata = answering(V2_WIRE, answers["metadata"])
         self._live = answering(V2_WIRE, answers["live"])
         ready_answer, not_ready = answers["ready"], answers["not_ready"]
         self._ready = Target(V2_WIRE, lambda body, header_length: ready_answer if self.ready() else not_ready)
-        self._targets: weakref.WeakKeyDictionary[ServedModel, tuple[Target, Target, Target]] = (
-            weakref.WeakKeyDictionary())
 
     def resolve(self, method: bytes, path: bytes) -> Target | None:
         if not is_v2_path(path):
@@ -169,12 +172,12 @@ class V2Routes:
         return infer
 
     def _model_targets(self, served: ServedModel) -> tuple[Target, Target, Target]:
-        targets = self._targets.get(served)
+        targets: tuple[Target, Target, Target] | None = served.targets.get("v2")
         if targets is None:
             v2 = served.v2
-            targets = self._targets[served] = (
+            targets = served.targets["v2"] = (
                 Target(V2_WIRE, v2.metadata),
-                Target(V2_WIRE, lambda body, header_length: v2.readiness(self.ready() and served.ready)),
+                Target(V2_WIRE, lambda body, header_length: v2.readiness(self.serving() and served.ready)),
                 Target(V2_WIRE, v2.prepare, served),
             )
         return targets
@@ -187,17 +190,16 @@ class GraphPipeRoutes:
 
     def __init__(self, models: ModelLookup) -> None:
         self.models = models
-        self._targets: weakref.WeakKeyDictionary[ServedModel, tuple[Target, Target]] = weakref.WeakKeyDictionary()
         self._last: tuple[ServedModel | None, tuple[Target, Target] | None] = (None, None)
 
     def resolve(self, method: bytes, path: bytes) -> Target | None:
         served = self.models.get(None)
         last, targets = self._last
         if last is not served or targets is None:  # the hot path asks for the same model each time
-            targets = self._targets.get(served)
+            targets = served.targets.get("graphpipe")
             if targets is None:
                 endpoint = served.graphpipe
-                targets = self._targets[served] = (Target(GRAPHPIPE_WIRE, endpoint.prepare, served),
+                targets = served.targets["graphpipe"] = (Target(GRAPHPIPE_WIRE, endpoint.prepare, served),
                                                    Target(GRAPHPIPE_WIRE, endpoint.metadata))
             self._last = (served, targets)
         if method == b"POST":

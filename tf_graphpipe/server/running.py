@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
-"""``serve()``: a model behind the server of ``http_server`` (httptools,
-uvloop when installed) on a background thread with its own event loop."""
+"""``serve()``: a model, or a model repository, behind the server of
+``http_server`` (httptools, uvloop when installed) on a background thread
+with its own event loop."""
 from __future__ import annotations
 
 import asyncio
@@ -9,6 +10,7 @@ import os
 import socket
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tf_graphpipe.server.bodies import (
@@ -21,7 +23,13 @@ from tf_graphpipe.server.http_server import DEFAULT_MAX_CONNECTIONS, HttpServer
 from tf_graphpipe.server.inline import DEFAULT_INLINE_MAX_US
 from tf_graphpipe.server.loading import load_model
 from tf_graphpipe.server.model import Model
+from tf_graphpipe.server.production import ProductionOptions
+from tf_graphpipe.server.repository import DEFAULT_POLL_SECONDS, ModelRepository
+from tf_graphpipe.server.repository_config import ModelConfig
+from tf_graphpipe.server.repository_routes import ModelPathRoutes, RepositoryApiRoutes, RepositoryLookup
+from tf_graphpipe.server.routes import ModelLookup
 from tf_graphpipe.server.served import ServedModel
+from tf_graphpipe.server.served_version import ServedVersion
 from tf_graphpipe.server.specs import IOSpec, parse_spec
 from tf_graphpipe.server.workers import ModelWorkers
 
@@ -39,10 +47,12 @@ REQUEST_TIMEOUT_SECONDS = 60  # a request head, or a stalled body or answer (slo
 
 
 def serve(
-    model: Any,
+    model: Any = None,
     host: str = "127.0.0.1",
     port: int = 0,
     *,
+    repository: str | os.PathLike[str] | None = None,
+    poll_seconds: float = DEFAULT_POLL_SECONDS,
     name: str | None = None,
     signature: str = "serving_default",
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
@@ -56,10 +66,18 @@ def serve(
     input_specs: Sequence[IOSpec | str] | None = None,
     output_specs: Sequence[IOSpec | str] | None = None,
     onnx: SessionSettings | None = None,
+    tls_cert: str | os.PathLike[str] | None = None,
+    tls_key: str | os.PathLike[str] | None = None,
+    tls_client_ca: str | os.PathLike[str] | None = None,
+    auth_token_file: str | os.PathLike[str] | None = None,
+    auth_health: bool = False,
+    metrics: bool | None = None,
+    access_log: bool = False,
 ) -> RunningServer:
-    """Serves ``model`` over GraphPipe from a background thread; the same port
-    answers the Open Inference Protocol (KServe v2: ``tritonclient``, or
-    ``Client(server.url + "/v2/models/NAME")``) under ``/v2``.
+    """Serves ``model`` (or every model of a model repository) over GraphPipe
+    from a background thread; the same port answers the Open Inference
+    Protocol (KServe v2: ``tritonclient``, or ``Client(server.url +
+    "/v2/models/NAME")``) under ``/v2``.
 
     Args:
         model: ``"demo"``, a SavedModel directory, a ``.keras`` file, an
@@ -68,6 +86,14 @@ def serve(
             arrays (see ``tf_graphpipe.server.loading.load_model``).
         host: the address to listen on.
         port: the TCP port; 0 picks a free one (read it from ``.url``).
+        repository: instead of ``model``, a model repository directory
+            (``DIR/<name>/<version>/``, docs/model_repository.md): every model
+            at ``/models/<name>[/versions/<v>]`` and ``/v2/models/<name>...``;
+            each model's ``config.json`` may set its batching, else
+            ``max_batch_size`` and ``batch_timeout_ms`` apply.
+        poll_seconds: how often the repository is read again for new,
+            changed and removed versions (0: only at startup and on the v2
+            repository load/unload requests).
         name: the model name in metadata (default: from the model).
         signature: the SavedModel signature to serve.
         max_request_bytes: bodies larger than this get 413 (default 1 GiB).
@@ -90,7 +116,21 @@ def serve(
         input_specs, output_specs: declared inputs/outputs of a callable, as
             ``IOSpec`` or ``"name:dtype:shape"`` strings (e.g. ``"x:float32:-1,4"``).
         onnx: ONNX Runtime's threads and graph optimisation for an ``.onnx``
-            model (``tf_graphpipe.server.onnx_models.SessionSettings``).
+            model, or each ``model.onnx`` of a repository
+            (``tf_graphpipe.server.onnx_models.SessionSettings``).
+        tls_cert, tls_key: serve HTTPS with this PEM certificate (chain, leaf
+            first) and its unencrypted key (default: in ``tls_cert``).
+        tls_client_ca: mutual TLS: clients without a certificate signed by a
+            CA in this PEM file are refused in the handshake.
+        auth_token_file: require ``Authorization: Bearer <token>`` with a
+            token listed in this file (one per line, re-read when it changes);
+            others get 401. Health routes answer without one unless
+            ``auth_health``.
+        auth_health: require the token on health routes too.
+        metrics: ``/metrics`` in the Prometheus format; None (default): on
+            when prometheus-client is installed (``tf-graphpipe[metrics]``).
+        access_log: one line per request, with its ``traceparent``, on the
+            ``tf_graphpipe.access`` logger (INFO).
 
     Returns:
         A ``RunningServer``, already accepting connections; close it (or use
@@ -98,6 +138,8 @@ def serve(
 
     Raises:
         ValueError, FileNotFoundError, ImportError: ``model`` cannot be loaded.
+        tf_graphpipe.server.repository_config.ConfigError (a ValueError): a
+            repository model's ``config.json`` is invalid (file and key named).
         OSError: the address cannot be bound.
 
     Example::
@@ -109,6 +151,22 @@ def serve(
             client = tf_graphpipe.Client(server.url)
             print(client.infer(np.ones((1, 4), np.float32)))  # [[2. 2. 2. 2.]]
     """
+    if (model is None) == (repository is None):
+        raise ValueError("serve() takes a model or repository=DIR (one of them)")
+    production = ProductionOptions(tls_cert, tls_key, tls_client_ca, auth_token_file, auth_health, metrics, access_log)
+    if repository is not None:
+        given = [key for key, value in (("name", name), ("input_specs", input_specs), ("output_specs", output_specs))
+                 if value is not None]
+        if signature != "serving_default":
+            given.append("signature")
+        if given:
+            raise ValueError(f"{', '.join(given)}: with a repository, each model's config.json sets these")
+        return RunningServer(
+            None, host, port, repository=repository, poll_seconds=poll_seconds, onnx=onnx,
+            max_request_bytes=max_request_bytes, max_inflight_bytes=max_inflight_bytes,
+            max_connections=max_connections, max_batch_size=max_batch_size, batch_timeout_ms=batch_timeout_ms,
+            debug=debug, workers=workers, inline_max_us=inline_max_us, production=production,
+        )
     loaded = load_model(
         model,
         name=name,
@@ -129,6 +187,7 @@ def serve(
         debug=debug,
         workers=workers,
         inline_max_us=inline_max_us,
+        production=production,
     )
 
 
@@ -143,19 +202,23 @@ class RunningServer:
     loop (uvloop when installed) and its own model worker threads.
 
     Attributes:
-        url: ``http://HOST:PORT``, the model's URL.
+        url: ``http://HOST:PORT`` (``https://`` with TLS), the model's URL.
         host, port: where it listens.
-        model: the served ``Model``.
+        model: the served ``Model`` (None when serving a repository).
+        repository: the ``ModelRepository`` served, or None.
         dispatcher: what it answers (routes, limits, scheduling); its
             ``ready`` turns False when closing.
     """
 
     def __init__(
         self,
-        model: Model,
+        model: Model | None,
         host: str = "127.0.0.1",
         port: int = 0,
         *,
+        repository: str | os.PathLike[str] | None = None,
+        poll_seconds: float = DEFAULT_POLL_SECONDS,
+        onnx: SessionSettings | None = None,
         max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
         max_inflight_bytes: int | None = None,
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
@@ -167,30 +230,57 @@ class RunningServer:
         keep_alive_timeout: float = KEEP_ALIVE_SECONDS,
         request_timeout: float = REQUEST_TIMEOUT_SECONDS,
         graceful_timeout: float = GRACEFUL_SHUTDOWN_SECONDS,
+        production: ProductionOptions | None = None,
     ) -> None:
         self.model = model
+        self.repository: ModelRepository[ServedModel] | None = None
+        built = (production or ProductionOptions()).build()  # files read and checked before any thread starts
         self._workers = ModelWorkers(workers or min(8, (os.cpu_count() or 1) + 2))
+
+        def build(loaded: Model, config: ModelConfig | None = None) -> ServedModel:
+            batch = max_batch_size if config is None or config.max_batch_size is None else config.max_batch_size
+            wait = batch_timeout_ms if config is None or config.batch_timeout_ms is None else config.batch_timeout_ms
+            return ServedModel(loaded, self._workers, debug=debug, max_batch_size=batch, batch_timeout_ms=wait,
+                               inline_max_us=inline_max_us)
+
         try:
             if max_inflight_bytes is None:
                 max_inflight_bytes = default_inflight_bytes(max_request_bytes)
-            served = ServedModel(model, self._workers, debug=debug, max_batch_size=max_batch_size,
-                                 batch_timeout_ms=batch_timeout_ms, inline_max_us=inline_max_us)
-            self.dispatcher = Dispatcher(SingleModel(served), self._workers,
-                                         BodyBudget(max_inflight_bytes, max_request_bytes), debug=debug)
+            lookup: ModelLookup
+            if repository is not None:
+                self.repository = ModelRepository(repository, build, poll_seconds=poll_seconds, leased=_lease,
+                                                  onnx=onnx)
+                self.repository.start()  # everything loaded before the server listens
+                lookup = RepositoryLookup(self.repository)
+            elif model is not None:
+                lookup = SingleModel(build(model))
+            else:
+                raise ValueError("RunningServer takes a model or a repository")
+            self.dispatcher = Dispatcher(lookup, self._workers, BodyBudget(max_inflight_bytes, max_request_bytes),
+                                         debug=debug, models_ready=self._models_ready,
+                                         production=built)
+            if self.repository is not None:  # its own routes, before the v2 and GraphPipe ones
+                routes = self.dispatcher.routes
+                routes.insert(1, RepositoryApiRoutes(self.repository))
+                routes.insert(len(routes) - 1, ModelPathRoutes(self.repository))
             self._http = HttpServer(
                 self.dispatcher,
                 keep_alive_timeout=keep_alive_timeout,
                 request_timeout=request_timeout,
                 max_connections=max_connections,
                 graceful_timeout=graceful_timeout,
+                ssl_context=built.ssl_context,
             )
             self._socket = _listen(host, port)
         except BaseException:
+            if self.repository is not None:
+                self.repository.close()
             self._workers.shutdown(wait=False)
             raise
         self.host = host
         self.port = self._socket.getsockname()[1]
-        self.url = f"http://[{host}]:{self.port}" if ":" in host else f"http://{host}:{self.port}"
+        scheme = built.scheme
+        self.url = f"{scheme}://[{host}]:{self.port}" if ":" in host else f"{scheme}://{host}:{self.port}"
         self._loop = _new_event_loop()
         self._stop: asyncio.Event | None = None
         self._started = threading.Event()
@@ -202,12 +292,22 @@ class RunningServer:
             error = self._error
             self.close()
             raise RuntimeError(f"GraphPipe server on {self.url} did not start") from error
-        batching = (f"batching up to {max_batch_size} rows within {batch_timeout_ms:g} ms"
-                    if max_batch_size > 0 else "no batching")
-        log.info(
-            "serving model %r (%d inputs, %d outputs) at %s; %s",
-            model.name, len(model.inputs), len(model.outputs), self.url, batching,
-        )
+        if self.repository is not None:
+            names = sorted({version.name for version in self.repository.served_versions()})
+            log.info("serving model repository %s at %s: %d models (%s), polled every %s; %s", self.repository.root,
+                     self.url, len(names), ", ".join(names) or "none yet",
+                     f"{poll_seconds:g} s" if poll_seconds > 0 else "never (load/unload requests only)",
+                     built.describe())
+        elif model is not None:
+            batching = (f"batching up to {max_batch_size} rows within {batch_timeout_ms:g} ms"
+                        if max_batch_size > 0 else "no batching")
+            log.info(
+                "serving model %r (%d inputs, %d outputs) at %s; %s; %s",
+                model.name, len(model.inputs), len(model.outputs), self.url, batching, built.describe(),
+            )
+
+    def _models_ready(self) -> bool:
+        return self.repository is None or self.repository.ready
 
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
@@ -243,6 +343,8 @@ class RunningServer:
             except RuntimeError:  # the loop already stopped
                 pass
         self._thread.join(timeout)
+        if self.repository is not None:
+            self.repository.close()
         self._workers.shutdown(wait=True)
         self._socket.close()
 
@@ -254,7 +356,17 @@ class RunningServer:
 
     def __repr__(self) -> str:
         state = "running" if self.running else "closed"
-        return f"<RunningServer {self.model.name!r} at {self.url} ({state})>"
+        what = repr(self.model.name) if self.model is not None else f"repository {str(self.repository_root)!r}"
+        return f"<RunningServer {what} at {self.url} ({state})>"
+
+    @property
+    def repository_root(self) -> Path | None:
+        return self.repository.root if self.repository is not None else None
+
+
+def _lease(version: ServedVersion[ServedModel]) -> None:
+    """A repository version's calls take its lease (the dispatcher asks the ServedModel)."""
+    version.served.lease = version
 
 
 def _listen(host: str, port: int) -> socket.socket:

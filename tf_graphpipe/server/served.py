@@ -8,6 +8,7 @@ these by name and version; the dispatcher finds one through a
 from __future__ import annotations
 
 from concurrent.futures import Executor
+from typing import Any, Protocol
 
 from tf_graphpipe.server.batching import Batcher
 from tf_graphpipe.server.endpoint import Endpoint
@@ -16,7 +17,21 @@ from tf_graphpipe.server.inline import DEFAULT_INLINE_MAX_US, InlinePolicy
 from tf_graphpipe.server.model import Model
 from tf_graphpipe.server.v2_endpoint import V2Endpoint
 
-__all__ = ["ServedModel"]
+__all__ = ["Lease", "ServedModel"]
+
+
+class Lease(Protocol):
+    """What a model repository hands each version it serves: every call
+    holds it from its head to its answer, so a retired version is unloaded
+    only once its calls have ended."""
+
+    def enter(self) -> bool:
+        """Takes it for one call; False once the version is retired."""
+        ...
+
+    def exit(self) -> None:
+        """Gives it back (once per successful ``enter``)."""
+        ...
 
 
 class ServedModel:
@@ -34,6 +49,10 @@ class ServedModel:
     Attributes:
         name, version: as clients address it (``version`` a string).
         ready: False once the model stops taking calls (unloading).
+        lease: set by a model repository: calls take it (``enter``/``exit``).
+        targets: what route pieces built for this model, by piece: it lives
+            and dies with the model (a cache keyed by the model elsewhere
+            would keep an unloaded version alive).
     """
 
     def __init__(
@@ -59,6 +78,19 @@ class ServedModel:
         self.ready = True
         self.graphpipe = Endpoint(self.runner)
         self.v2 = V2Endpoint(self.runner)
+        self.lease: Lease | None = None
+        self.targets: dict[str, Any] = {}
+
+    def enter(self) -> bool:
+        """Admits one call (always, outside a repository); False when this
+        version is retired: look the model up again."""
+        lease = self.lease
+        return lease is None or lease.enter()
+
+    def exit(self) -> None:
+        """The call admitted by ``enter`` is answered."""
+        if self.lease is not None:
+            self.lease.exit()
 
     def __repr__(self) -> str:
         return f"<ServedModel {self.name!r} version {self.version}>"

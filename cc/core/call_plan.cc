@@ -1,0 +1,304 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "cc/core/call_plan.h"
+
+#include <chrono>
+#include <cmath>
+#include <utility>
+
+#include "cc/core/graphpipe_answer.h"
+#include "cc/core/v2_answer.h"
+
+namespace tf_graphpipe {
+namespace {
+
+std::string Joined(const std::vector<std::string>& names) {
+  std::string out;
+  for (const std::string& n : names) out += (out.empty() ? "" : ", ") + n;
+  return out;
+}
+
+HttpRequest BaseRequest(std::string url, const CallOptions& options,
+                        Clock::time_point deadline) {
+  HttpRequest request;
+  request.url = std::move(url);
+  request.deadline = deadline;
+  request.retries = options.retries;
+  request.max_response_bytes = options.max_response_bytes;
+  return request;
+}
+
+std::vector<std::string> InputNamesOf(const ModelMetadata& metadata) {
+  std::vector<std::string> names;
+  names.reserve(metadata.inputs.size());
+  for (const IOMetadata& input : metadata.inputs) names.push_back(input.name);
+  return names;
+}
+
+}  // namespace
+
+Status ParseProtocolChoice(std::string_view name, ProtocolChoice* out) {
+  if (name == "graphpipe") *out = ProtocolChoice::kGraphPipe;
+  else if (name == "v2") *out = ProtocolChoice::kV2;
+  else if (name == "auto") *out = ProtocolChoice::kAuto;
+  else {
+    return Status(Code::kInvalidArgument, "unsupported protocol '" + std::string(name) +
+                                              "' (expected 'graphpipe', 'v2' or 'auto')");
+  }
+  return Status::Ok();
+}
+
+const char* ProtocolName(Protocol protocol) {
+  return protocol == Protocol::kV2 ? "v2" : "graphpipe";
+}
+
+Status ResolveTarget(std::string_view url, ProtocolChoice choice, CallTarget* out) {
+  out->url = std::string(url);
+  out->v2 = V2ModelUrl();
+  const bool names_v2_model = ParseV2ModelUrl(url, &out->v2);
+  if (choice == ProtocolChoice::kGraphPipe || (choice == ProtocolChoice::kAuto && !names_v2_model)) {
+    out->protocol = Protocol::kGraphPipe;
+    return Status::Ok();
+  }
+  if (!names_v2_model) {
+    return Status(Code::kInvalidArgument,
+                  "a v2 URL names its model: http://HOST:PORT/v2/models/NAME[/versions/V], got '" +
+                      out->url + "'");
+  }
+  out->protocol = Protocol::kV2;
+  return Status::Ok();
+}
+
+V2InputNames& V2InputNames::Shared() {
+  static V2InputNames* shared = new V2InputNames();
+  return *shared;
+}
+
+bool V2InputNames::Find(const std::string& metadata_url, std::vector<std::string>* names) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = names_.find(metadata_url);
+  if (it == names_.end()) return false;
+  *names = it->second;
+  return true;
+}
+
+void V2InputNames::Store(const std::string& metadata_url, std::vector<std::string> names) {
+  std::lock_guard<std::mutex> lock(mu_);
+  names_[metadata_url] = std::move(names);
+}
+
+void V2InputNames::Forget(const std::string& metadata_url) {
+  std::lock_guard<std::mutex> lock(mu_);
+  names_.erase(metadata_url);
+}
+
+Clock::time_point DeadlineAfter(double seconds) {
+  if (!(seconds > 0) || std::isinf(seconds)) return Clock::time_point::max();
+  return Clock::now() +
+         std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
+}
+
+RemoteCall::RemoteCall(std::shared_ptr<const CallOptions> options, std::string url,
+                       std::vector<TensorView> inputs, Clock::time_point deadline,
+                       V2InputNames* input_names)
+    : options_(std::move(options)),
+      url_(std::move(url)),
+      inputs_(std::move(inputs)),
+      deadline_(deadline),
+      cache_(input_names) {}
+
+Status RemoteCall::Resolve() {
+  TF_GRAPHPIPE_RETURN_IF_ERROR(ResolveTarget(url_, options_->protocol, &target_));
+  request_url_ = target_.protocol == Protocol::kV2 ? target_.v2.infer_url : target_.url;
+  if (target_.protocol == Protocol::kGraphPipe) return Status::Ok();
+  if (!options_->config.empty()) {
+    return Status(Code::kInvalidArgument,
+                  "config is a GraphPipe feature; the v2 protocol has none");
+  }
+  if (!options_->input_names.empty()) {
+    v2_input_names_ = options_->input_names;
+  } else if (cache_->Find(target_.v2.metadata_url, &v2_input_names_)) {
+    v2_names_from_metadata_ = true;
+  }
+  return Status::Ok();
+}
+
+bool RemoteCall::NeedsV2InputNames() const {
+  return target_.protocol == Protocol::kV2 && options_->input_names.empty() &&
+         !v2_names_from_metadata_;
+}
+
+HttpRequest RemoteCall::MetadataRequest() const {
+  HttpRequest request = BaseRequest(target_.v2.metadata_url, *options_, deadline_);
+  request.post = false;
+  return request;
+}
+
+Status RemoteCall::UseV2Metadata(Status fetched, const HttpResponse& response) {
+  ModelMetadata metadata;
+  if (fetched.ok()) fetched = ReadV2MetadataAnswer(target_.v2.metadata_url, response, &metadata);
+  if (!fetched.ok()) {
+    return fetched.WithContext(
+        "reading the input names of the v2 model (pass input_names to skip this)");
+  }
+  v2_input_names_ = InputNamesOf(metadata);
+  v2_names_from_metadata_ = true;
+  cache_->Store(target_.v2.metadata_url, v2_input_names_);
+  return Status::Ok();
+}
+
+Status RemoteCall::Assemble(HttpRequest* request) {
+  *request = BaseRequest(request_url_, *options_, deadline_);
+  const std::vector<std::string_view> output_names(options_->output_names.begin(),
+                                                   options_->output_names.end());
+  if (target_.protocol == Protocol::kGraphPipe) {
+    InferRequestSpec spec;
+    spec.config = options_->config;
+    spec.input_names.assign(options_->input_names.begin(), options_->input_names.end());
+    spec.inputs = inputs_;
+    spec.output_names = output_names;
+    TF_GRAPHPIPE_RETURN_IF_ERROR(
+        EncodeInferRequest(spec, TensorBytes::kReference, &graphpipe_request_));
+    request->body = graphpipe_request_.Parts();
+    return Status::Ok();
+  }
+  if (!v2_names_from_metadata_ && v2_input_names_.size() != inputs_.size()) {
+    return Status(Code::kInvalidArgument,
+                  "input_names has " + std::to_string(v2_input_names_.size()) + " names (" +
+                      Joined(v2_input_names_) + "), the call gives " +
+                      std::to_string(inputs_.size()) + " tensors");
+  }
+  if (v2_input_names_.size() != inputs_.size()) {
+    return Status(Code::kInvalidArgument,
+                  "model '" + target_.v2.model + "' at " + target_.v2.metadata_url + " has " +
+                      std::to_string(v2_input_names_.size()) + " inputs (" +
+                      Joined(v2_input_names_) + "), the call gives " +
+                      std::to_string(inputs_.size()) +
+                      ": pass one tensor per input, or name them (input_names)");
+  }
+  V2InferRequestSpec spec;
+  spec.binary = options_->v2_binary;
+  spec.input_names.assign(v2_input_names_.begin(), v2_input_names_.end());
+  spec.inputs = inputs_;
+  spec.output_names = output_names;
+  TF_GRAPHPIPE_RETURN_IF_ERROR(EncodeV2InferRequest(spec, TensorBytes::kReference, &v2_request_));
+  request->body = v2_request_.Parts();
+  request->content_type = v2_request_.content_type();
+  if (v2_request_.has_blobs()) {
+    request->extra_headers.push_back("Inference-Header-Content-Length: " +
+                                     std::to_string(v2_request_.json_size()));
+  }
+  return Status::Ok();
+}
+
+Status RemoteCall::ReadAnswer(Status transport) {
+  if (!transport.ok()) return transport;
+  if (target_.protocol == Protocol::kGraphPipe) {
+    InferResponseView answer;
+    TF_GRAPHPIPE_RETURN_IF_ERROR(ReadInferAnswer(request_url_, response_, &answer));
+    outputs_ = std::move(answer.outputs);
+    return Status::Ok();
+  }
+  const std::vector<std::string_view> requested(options_->output_names.begin(),
+                                                options_->output_names.end());
+  Status read = ReadV2InferAnswer(request_url_, response_, requested, &v2_answer_);
+  if (!read.ok()) {
+    // Names from metadata the server now refuses: the model may have been
+    // redeployed with other inputs; the next call reads its metadata again.
+    if (v2_names_from_metadata_ && read.is_remote() && read.code() == Code::kInvalidArgument) {
+      cache_->Forget(target_.v2.metadata_url);
+    }
+    return read;
+  }
+  outputs_ = std::move(v2_answer_.outputs);
+  return Status::Ok();
+}
+
+Status RemoteCall::Run(HttpTransport* transport) {
+  TF_GRAPHPIPE_RETURN_IF_ERROR(Resolve());
+  if (NeedsV2InputNames()) {
+    HttpResponse metadata;
+    Status fetched = transport->Call(MetadataRequest(), &metadata);
+    TF_GRAPHPIPE_RETURN_IF_ERROR(UseV2Metadata(std::move(fetched), metadata));
+  }
+  HttpRequest request;
+  TF_GRAPHPIPE_RETURN_IF_ERROR(Assemble(&request));
+  Status sent = transport->Call(std::move(request), &response_);
+  return ReadAnswer(std::move(sent));
+}
+
+void RemoteCall::Start(std::shared_ptr<RemoteCall> call, HttpTransport* transport,
+                       Executor executor, std::function<void(Status)> done) {
+  Status resolved = call->Resolve();
+  if (!resolved.ok()) {
+    done(std::move(resolved));
+    return;
+  }
+  if (!call->NeedsV2InputNames()) {
+    Send(std::move(call), transport, std::move(executor), std::move(done));
+    return;
+  }
+  HttpRequest request = call->MetadataRequest();
+  transport->Start(std::move(request), [call, transport, executor, done](
+                                           Status fetched, HttpResponse response) mutable {
+    auto answer = std::make_shared<HttpResponse>(std::move(response));
+    executor([call, transport, executor, done, fetched, answer]() mutable {
+      Status used = call->UseV2Metadata(std::move(fetched), *answer);
+      if (!used.ok()) {
+        done(std::move(used));
+        return;
+      }
+      Send(std::move(call), transport, std::move(executor), std::move(done));
+    });
+  });
+}
+
+void RemoteCall::Send(std::shared_ptr<RemoteCall> call, HttpTransport* transport,
+                      Executor executor, std::function<void(Status)> done) {
+  HttpRequest request;
+  Status assembled = call->Assemble(&request);
+  if (!assembled.ok()) {
+    done(std::move(assembled));
+    return;
+  }
+  transport->Start(std::move(request), [call, executor, done](Status sent,
+                                                              HttpResponse response) mutable {
+    call->response_ = std::move(response);
+    if (!sent.ok() || call->response_.body.size() <= kReadInlineBytes) {
+      done(call->ReadAnswer(std::move(sent)));
+      return;
+    }
+    // Verifying and copying out megabytes belongs off the one thread that
+    // drives every transfer.
+    executor([call, done, sent]() mutable { done(call->ReadAnswer(std::move(sent))); });
+  });
+}
+
+AnswerBytes RemoteCall::TakeAnswerBytes() {
+  AnswerBytes bytes;
+  bytes.body = std::move(response_.body);
+  bytes.storage = std::move(v2_answer_.storage);
+  return bytes;
+}
+
+Status ReadModelMetadata(HttpTransport* transport, std::string_view url,
+                         const CallOptions& options, Clock::time_point deadline,
+                         ModelMetadata* out, V2InputNames* input_names) {
+  CallTarget target;
+  TF_GRAPHPIPE_RETURN_IF_ERROR(ResolveTarget(url, options.protocol, &target));
+  HttpResponse response;
+  if (target.protocol == Protocol::kGraphPipe) {
+    HttpRequest request = BaseRequest(target.url, options, deadline);
+    EncodedMessage message = EncodeMetadataRequest();
+    request.body = message.Parts();
+    TF_GRAPHPIPE_RETURN_IF_ERROR(transport->Call(std::move(request), &response));
+    return ReadMetadataAnswer(target.url, response, out);
+  }
+  HttpRequest request = BaseRequest(target.v2.metadata_url, options, deadline);
+  request.post = false;
+  TF_GRAPHPIPE_RETURN_IF_ERROR(transport->Call(std::move(request), &response));
+  TF_GRAPHPIPE_RETURN_IF_ERROR(ReadV2MetadataAnswer(target.v2.metadata_url, response, out));
+  input_names->Store(target.v2.metadata_url, InputNamesOf(*out));
+  return Status::Ok();
+}
+
+}  // namespace tf_graphpipe

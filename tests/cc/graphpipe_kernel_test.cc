@@ -1,0 +1,205 @@
+// SPDX-License-Identifier: Apache-2.0
+// The GraphPipeCall kernel itself, built from its NodeDef by TensorFlow's
+// kernel registry and run on a CPU device, with its HTTP transport given
+// through the constructor seam: attrs become the call plan's options, inputs
+// are sent, answers fill the outputs, and failures set the right status.
+#include "cc/ops/graphpipe_kernel.h"
+
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "absl/synchronization/notification.h"
+#include "cc/core/codec.h"
+#include "cc/ops/endpoint.h"
+#include "cc/ops/tf_tensor_views.h"
+#include "tensorflow/core/common_runtime/device_factory.h"
+#include "tensorflow/core/framework/allocator.h"
+#include "tensorflow/core/framework/device.h"
+#include "tensorflow/core/framework/node_def_builder.h"
+#include "tensorflow/core/framework/tensor.h"
+#include "tensorflow/core/public/session_options.h"
+#include "tensorflow/core/public/version.h"
+#include "tests/cc/fake_transport.h"
+
+namespace tf_graphpipe {
+namespace {
+
+namespace tf = ::tensorflow;
+using Json = nlohmann::json;
+
+FakeTransport* scripted = nullptr;  // the transport of the test running now
+
+// The kernel as registered, but sending through the test's transport. Nodes
+// pick it with the `_kernel` label.
+class ScriptedCallOp : public GraphPipeCallOp {
+ public:
+  explicit ScriptedCallOp(tf::OpKernelConstruction* ctx) : GraphPipeCallOp(ctx, scripted) {}
+};
+REGISTER_KERNEL_BUILDER(Name("GraphPipeCall").Device(tf::DEVICE_CPU).Label("scripted"),
+                        ScriptedCallOp);
+
+std::string GraphPipeAnswer(const std::vector<float>& values) {
+  TensorView view;
+  view.type = DType::kFloat32;
+  view.shape = {static_cast<int64_t>(values.size())};
+  view.data = reinterpret_cast<const uint8_t*>(values.data());
+  view.nbytes = values.size() * sizeof(float);
+  EncodedMessage message;
+  EXPECT_TRUE(EncodeInferResponse({view}, &message).ok());
+  return std::string(reinterpret_cast<const char*>(message.data()), message.size());
+}
+
+struct Node {
+  std::string protocol = "graphpipe";
+  std::vector<tf::PartialTensorShape> output_shapes;
+  std::vector<std::string> input_names;
+  float timeout_seconds = 10.0f;
+};
+
+class KernelTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    scripted = &transport_;
+    device_ = tf::DeviceFactory::NewDevice("CPU", tf::SessionOptions(),
+                                           "/job:a/replica:0/task:0");
+    ASSERT_NE(device_, nullptr);
+  }
+  void TearDown() override { scripted = nullptr; }
+
+  // Builds the kernel for `node`; the construction status.
+  absl::Status Build(const Node& node) {
+    tf::NodeDef def;
+    TF_RETURN_IF_ERROR(
+        tf::NodeDefBuilder("call", "GraphPipeCall")
+            .Input(tf::NodeDefBuilder::NodeOut("endpoint", 0, tf::DT_RESOURCE))
+            .Input(std::vector<tf::NodeDefBuilder::NodeOut>{{"x", 0, tf::DT_FLOAT}})
+            .Attr("Tout", tf::DataTypeVector{tf::DT_FLOAT})
+            .Attr("output_shapes", node.output_shapes)
+            .Attr("input_names", node.input_names)
+            .Attr("timeout_seconds", node.timeout_seconds)
+            .Attr("retries", 0)
+            .Attr("protocol", node.protocol)
+            .Attr("_kernel", "scripted")
+            .Finalize(&def));
+    absl::Status status;
+    kernel_ = tf::CreateOpKernel(tf::DeviceType(tf::DEVICE_CPU), device_.get(), tf::cpu_allocator(), def,
+                                 TF_GRAPH_DEF_VERSION, &status);
+    return status;
+  }
+
+  // Runs the kernel once on `url` and `x`; its status, and its output in `out`.
+  absl::Status Run(const std::string& url, const std::vector<float>& x, tf::Tensor* out) {
+    tf::Tensor endpoint(tf::DT_RESOURCE, tf::TensorShape({}));
+    endpoint.scalar<tf::ResourceHandle>()() = MakeEndpointHandle(device_->name(), url);
+    tf::Tensor input(tf::DT_FLOAT, tf::TensorShape({static_cast<int64_t>(x.size())}));
+    std::memcpy(input.data(), x.data(), x.size() * sizeof(float));
+    std::vector<tf::TensorValue> inputs = {tf::TensorValue(&endpoint), tf::TensorValue(&input)};
+    std::vector<tf::AllocatorAttributes> output_attrs(1);
+    tf::OpKernelContext::Params params;
+    params.device = device_.get();
+    params.op_kernel = kernel_.get();
+    params.inputs = inputs;
+    params.output_attr_array = output_attrs.data();
+    tf::OpKernelContext ctx(&params, 1);
+    absl::Notification finished;
+    kernel_->AsAsync()->ComputeAsync(&ctx, [&finished] { finished.Notify(); });
+    finished.WaitForNotification();
+    if (ctx.status().ok()) *out = *ctx.mutable_output(0);
+    return ctx.status();
+  }
+
+  FakeTransport transport_;
+  std::unique_ptr<tf::Device> device_;
+  std::unique_ptr<tf::OpKernel> kernel_;
+};
+
+TEST_F(KernelTest, GraphPipeCallSendsItsInputAndFillsItsOutput) {
+  ASSERT_TRUE(Build(Node{}).ok());
+  transport_.Answer(200, GraphPipeAnswer({3.0f, 4.0f, 5.0f}));
+  tf::Tensor out;
+  ASSERT_TRUE(Run("http://127.0.0.1:9/", {1.0f, 2.0f}, &out).ok());
+  ASSERT_EQ(out.NumElements(), 3);
+  EXPECT_EQ(out.flat<float>()(2), 5.0f);
+  const std::vector<FakeTransport::Sent> sent = transport_.sent();
+  ASSERT_EQ(sent.size(), 1u);
+  RequestView request;
+  ASSERT_TRUE(DecodeRequest(reinterpret_cast<const uint8_t*>(sent[0].body.data()),
+                            sent[0].body.size(), &request)
+                  .ok());
+  ASSERT_EQ(request.inputs.size(), 1u);
+  float sent_values[2];
+  std::memcpy(sent_values, request.inputs[0].data, sizeof(sent_values));
+  EXPECT_EQ(sent_values[1], 2.0f);
+}
+
+TEST_F(KernelTest, TimeoutAttrIsTheDeadlineOfEveryRequestOfTheCall) {
+  Node node;
+  node.protocol = "auto";
+  node.timeout_seconds = 20.0f;
+  ASSERT_TRUE(Build(node).ok());
+  transport_.Answer(200, Json({{"name", "m"},
+                               {"inputs", {{{"name", "x"}, {"datatype", "FP32"},
+                                            {"shape", {-1}}}}},
+                               {"outputs", Json::array()}})
+                             .dump());
+  transport_.Answer(200, Json({{"outputs", {{{"name", "y"}, {"datatype", "FP32"},
+                                             {"shape", {1}}, {"data", {7.0}}}}}})
+                             .dump());
+  const Clock::time_point before = Clock::now();
+  tf::Tensor out;
+  ASSERT_TRUE(Run("http://127.0.0.1:9/v2/models/m", {1.0f}, &out).ok());
+  EXPECT_EQ(out.flat<float>()(0), 7.0f);
+  const std::vector<FakeTransport::Sent> sent = transport_.sent();
+  ASSERT_EQ(sent.size(), 2u);
+  EXPECT_FALSE(sent[0].post);  // the metadata, for the input names
+  EXPECT_EQ(sent[0].deadline, sent[1].deadline);
+  EXPECT_GE(sent[0].deadline, before + std::chrono::seconds(20));
+  EXPECT_LE(sent[0].deadline, Clock::now() + std::chrono::seconds(20));
+}
+
+TEST_F(KernelTest, AnswerOfAnotherShapeIsInvalidArgument) {
+  Node node;
+  node.output_shapes = {tf::PartialTensorShape({2})};
+  ASSERT_TRUE(Build(node).ok());
+  transport_.Answer(200, GraphPipeAnswer({3.0f, 4.0f, 5.0f}));
+  tf::Tensor out;
+  absl::Status status = Run("http://127.0.0.1:9/", {1.0f}, &out);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(std::string(status.message()).find("expected shape [2], got [3]"), std::string::npos)
+      << status.message();
+}
+
+TEST_F(KernelTest, TransportFailureKeepsItsCode) {
+  ASSERT_TRUE(Build(Node{}).ok());
+  transport_.Answer(0, "", {}, Status(Code::kUnavailable, "cannot reach it"));
+  tf::Tensor out;
+  absl::Status status = Run("http://127.0.0.1:9/", {1.0f}, &out);
+  EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable);
+  EXPECT_NE(std::string(status.message()).find("cannot reach it"), std::string::npos);
+}
+
+TEST_F(KernelTest, UnknownProtocolAttrFailsConstruction) {
+  Node node;
+  node.protocol = "grpc";
+  absl::Status status = Build(node);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(std::string(status.message()).find("unsupported protocol 'grpc'"), std::string::npos);
+}
+
+TEST_F(KernelTest, V2OnlyProtocolRefusesAGraphPipeUrlWithoutSending) {
+  Node node;
+  node.protocol = "v2";
+  ASSERT_TRUE(Build(node).ok());
+  tf::Tensor out;
+  absl::Status status = Run("http://127.0.0.1:9/", {1.0f}, &out);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(transport_.sent().empty());
+}
+
+}  // namespace
+}  // namespace tf_graphpipe

@@ -1,0 +1,170 @@
+# SPDX-License-Identifier: Apache-2.0
+"""A model repository plugged into the dispatcher: the ``ModelLookup`` that
+finds a served model by name and version, and the route pieces only a
+repository has.
+
+* ``ModelPathRoutes`` (GraphPipe): ``GET /models`` lists every model, its
+  versions and their states as JSON; ``/models/<name>`` serves the newest
+  served version of ``<name>`` and ``/models/<name>/versions/<v>`` version
+  ``<v>`` (POST a ``Request``, GET the metadata), as any GraphPipe path does.
+* ``RepositoryApiRoutes`` (v2): the model repository extension tritonclient
+  speaks: ``POST /v2/repository/index`` (body ``{"ready": true}`` for only
+  the ready ones), ``POST /v2/repository/models/<name>/load`` and
+  ``.../unload``, answered once the repository thread has done them.
+
+Both go before the dispatcher's own v2 and GraphPipe pieces, which then reach
+the repository's models through ``RepositoryLookup``.
+"""
+from __future__ import annotations
+
+import concurrent.futures
+import json
+from typing import Any
+from urllib.parse import unquote
+
+from tf_graphpipe.server.answer import JSON, Answer
+from tf_graphpipe.server.endpoint import GRAPHPIPE_WIRE
+from tf_graphpipe.server.errors import BadRequest, MethodNotAllowed, NotFound
+from tf_graphpipe.server.repository import ModelRepository
+from tf_graphpipe.server.routes import GET, Target
+from tf_graphpipe.server.served import ServedModel
+from tf_graphpipe.server.v2_endpoint import V2_WIRE
+from tf_graphpipe.server.v2_wire import json_answer
+
+__all__ = ["ModelPathRoutes", "RepositoryApiRoutes", "RepositoryLookup"]
+
+MODELS_PATH = b"/models"
+API_PREFIX = b"/v2/repository/"
+
+
+class RepositoryLookup:
+    """The dispatcher's ``ModelLookup`` over a ``ModelRepository``."""
+
+    def __init__(self, repository: ModelRepository[ServedModel]) -> None:
+        self.repository = repository
+
+    def get(self, name: str | None, version: str | None = None) -> ServedModel:
+        """Raises NotFound (404, naming the model) for what is not served."""
+        return self.repository.lookup(name, version).served
+
+    def models(self) -> list[ServedModel]:
+        return [version.served for version in self.repository.served_versions()]
+
+    def ready(self) -> bool:
+        return self.repository.ready
+
+
+class ModelPathRoutes:
+    """``/models`` and ``/models/<name>[/versions/<v>]``, over GraphPipe."""
+
+    wire = GRAPHPIPE_WIRE
+
+    def __init__(self, repository: ModelRepository[ServedModel]) -> None:
+        self.repository = repository
+        self._listing = Target(GRAPHPIPE_WIRE, self._list)
+
+    def resolve(self, method: bytes, path: bytes) -> Target | None:
+        if path == MODELS_PATH or path == MODELS_PATH + b"/":
+            if method not in GET:
+                raise MethodNotAllowed(f"{method.decode('latin-1')} /models: the list of models takes GET",
+                                       "GET, HEAD")
+            return self._listing
+        if not path.startswith(MODELS_PATH + b"/"):
+            return None
+        parts = path.decode("latin-1").rstrip("/").split("/")[2:]  # after "", "models"
+        name, version = unquote(parts[0]), None
+        if len(parts) == 3 and parts[1] == "versions":
+            version = unquote(parts[2])
+        elif len(parts) != 1:
+            raise NotFound(f"unknown path {path.decode('latin-1')!r} (models are at /models/<name> "
+                           "and /models/<name>/versions/<v>)")
+        served = self.repository.lookup(name, version).served
+        targets = served.targets.get("graphpipe")  # the same targets GraphPipeRoutes serves it with
+        if targets is None:
+            endpoint = served.graphpipe
+            targets = served.targets["graphpipe"] = (Target(GRAPHPIPE_WIRE, endpoint.prepare, served),
+                                               Target(GRAPHPIPE_WIRE, endpoint.metadata))
+        if method == b"POST":
+            return targets[0]
+        if method in GET:
+            return targets[1]
+        raise MethodNotAllowed(f"{method.decode('latin-1')}: use POST (GraphPipe) or GET (metadata)",
+                               "GET, HEAD, POST")
+
+    def _list(self, body: Any, header_length: int | None) -> Answer:
+        text = json.dumps({"models": self.repository.models()}, indent=1).encode() + b"\n"
+        return Answer(200, [text], JSON)
+
+
+class RepositoryApiRoutes:
+    """The v2 model repository extension: index, load, unload."""
+
+    wire = V2_WIRE
+
+    def __init__(self, repository: ModelRepository[ServedModel]) -> None:
+        self.repository = repository
+        self._index = Target(V2_WIRE, self._list)
+
+    def resolve(self, method: bytes, path: bytes) -> Target | None:
+        if not path.startswith(API_PREFIX):
+            return None
+        text = path.decode("latin-1")
+        parts = text.rstrip("/").split("/")[3:]  # after "", "v2", "repository"
+        if parts == ["index"]:
+            target = self._index
+        elif len(parts) == 3 and parts[0] == "models" and parts[2] in ("load", "unload"):
+            target = self._change(unquote(parts[1]), parts[2])
+        else:
+            raise NotFound(f"unknown v2 repository path {text!r} (index, models/<name>/load, "
+                           "models/<name>/unload)")
+        if method != b"POST":
+            raise MethodNotAllowed(f"{method.decode('latin-1')} {text}: the repository extension takes POST",
+                                   "POST")
+        return target
+
+    def _list(self, body: Any, header_length: int | None) -> Answer:
+        request = _json_body(body, "index")
+        ready = request.get("ready", False)
+        if not isinstance(ready, bool):
+            raise BadRequest(f"repository index: 'ready' must be true or false, got {ready!r}")
+        return Answer.of_v2(200, json_answer(self.repository.index(ready_only=ready)))
+
+    def _change(self, name: str, what: str) -> Target:
+        repository = self.repository
+
+        def respond(body: Any, header_length: int | None) -> concurrent.futures.Future[Answer]:
+            parameters = _json_body(body, what).get("parameters") or {}
+            if not isinstance(parameters, dict):
+                raise BadRequest(f"{what} {name!r}: 'parameters' must be an object, got {parameters!r}")
+            ignored = {"unload_dependents"} if what == "unload" else set()
+            refused = sorted(set(parameters) - ignored)
+            if refused:
+                raise BadRequest(f"{what} {name!r}: parameters {', '.join(map(repr, refused))} are not "
+                                 "supported; the repository on disk (its config.json) is the model's config")
+            done = repository.load(name) if what == "load" else repository.unload(name)
+            answered: concurrent.futures.Future[Answer] = concurrent.futures.Future()
+
+            def finished(future: concurrent.futures.Future[None]) -> None:
+                error = future.exception()
+                if error is None:
+                    answered.set_result(Answer.of_v2(200, json_answer({})))
+                else:
+                    answered.set_exception(error)
+
+            done.add_done_callback(finished)
+            return answered
+
+        return Target(V2_WIRE, respond)
+
+
+def _json_body(body: Any, what: str) -> dict[str, Any]:
+    """A request's JSON object; an empty body is ``{}`` (tritonclient sends none for the index)."""
+    if not len(body):
+        return {}
+    try:
+        value = json.loads(bytes(body))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadRequest(f"{what}: the body is not JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise BadRequest(f"{what}: expected a JSON object, got {type(value).__name__}")
+    return value
