@@ -50,9 +50,15 @@ def call(
     timeout: float,
     retries: int,
     max_response_bytes: int,
+    credentials: dict[str, Any] = ...,
 ) -> list[_Array]: ...
 def metadata(
-    url: str, protocol: str | None, timeout: float, retries: int, max_response_bytes: int
+    url: str,
+    protocol: str | None,
+    timeout: float,
+    retries: int,
+    max_response_bytes: int,
+    credentials: dict[str, Any] = ...,
 ) -> dict[str, Any]: ...
 def resolve_protocol(url: str, protocol: str | None) -> str: ...
 def connections_opened() -> int: ...
