@@ -48,7 +48,11 @@ BENCHES = [
     ("e2e", "bench_e2e.py", "end to end vs the loopback ceiling, the reference client, the HTTP floor"),
     ("v2", "bench_v2.py", "Open Inference Protocol v2: vs the loopback ceiling and NVIDIA Triton"),
     ("onnx", "bench_onnx.py", "ONNX models: serve vs ONNX Runtime in process, vs a Python callable"),
+<<<<<<< HEAD
+    ("ray", "bench_ray.py", "Ray Serve: vs a bare Ray Serve deployment through the same proxy; replica scaling"),
+=======
     ("repository", "bench_repository.py", "model repository: 10 models vs one alone, calls while a version loads"),
+>>>>>>> main
     ("memory", "bench_memory.py", "peak RSS growth during one seed call"),
 ]
 TIMEOUT_SECONDS = {"tiny": 600, "quick": 1200, "full": 3600}

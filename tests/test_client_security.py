@@ -6,7 +6,6 @@ export that holds the token's name, never the token."""
 from __future__ import annotations
 
 import http.server
-import os
 import threading
 import zipfile
 from collections.abc import Iterator
@@ -240,15 +239,20 @@ def test_remote_call_over_mutual_tls_with_a_token(tls_server: RunningServer, cer
     np.testing.assert_array_equal(call(tf.ones((2, 2))), [[2, 2], [2, 2]])
 
 
-def test_remote_call_without_the_token_fails_with_the_servers_message(token_server: RunningServer,
-                                                                      token_env: str) -> None:
-    with pytest.raises(tf.errors.InvalidArgumentError, match="not accepted"):
-        tf_graphpipe.remote_call(token_server.url, [tf.ones((1, 2))], output_dtypes=[tf.float32],
-                                 auth_token_file=os.devnull + "-missing")
-    os.environ.pop("TF_GRAPHPIPE_UNSET_VARIABLE", None)
-    with pytest.raises(tf.errors.FailedPreconditionError, match="TF_GRAPHPIPE_UNSET_VARIABLE"):
-        tf_graphpipe.remote_call(token_server.url, [tf.ones((1, 2))], output_dtypes=[tf.float32],
-                                 auth_token_env="TF_GRAPHPIPE_UNSET_VARIABLE")
+def test_remote_call_with_a_missing_or_wrong_token_fails_with_a_clear_message(
+        token_server: RunningServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def call(**token: str) -> None:
+        tf_graphpipe.remote_call(token_server.url, [tf.ones((1, 2))], output_dtypes=[tf.float32], **token)
+
+    with pytest.raises(tf.errors.InvalidArgumentError, match="auth_token_file .* cannot be read"):
+        call(auth_token_file=str(tmp_path / "missing"))
+    monkeypatch.delenv("TF_GRAPHPIPE_UNSET_VARIABLE", raising=False)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="'TF_GRAPHPIPE_UNSET_VARIABLE' is not set"):
+        call(auth_token_env="TF_GRAPHPIPE_UNSET_VARIABLE")
+    monkeypatch.setenv(TOKEN_ENV, "not-the-token")
+    with pytest.raises(tf.errors.InvalidArgumentError, match="not accepted") as refused:
+        call(auth_token_env=TOKEN_ENV)
+    assert "not-the-token" not in str(refused.value)
 
 
 def _files_holding(root: Path, secret: bytes) -> list[str]:

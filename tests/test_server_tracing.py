@@ -13,7 +13,7 @@ import pytest
 import tensorflow as tf
 
 import tf_graphpipe
-from tf_graphpipe import _native, tracing
+from tf_graphpipe import Client, _native, tracing
 from tf_graphpipe.server import RunningServer
 
 FLOAT32 = 10  # GraphPipe wire type of float32
@@ -72,6 +72,36 @@ def test_access_log_is_off_unless_asked_for(caplog: pytest.LogCaptureFixture) ->
     with tf_graphpipe.serve(double) as running:
         post(running, {"traceparent": INCOMING})
     assert access_lines(caplog) == []
+
+
+def test_client_sends_a_traceparent_on_every_call(logged_server: RunningServer,
+                                                  caplog: pytest.LogCaptureFixture) -> None:
+    client = Client(logged_server.url)
+    client.infer(np.ones((1, 2), np.float32))
+    with tracing.use(INCOMING):
+        client.infer(np.ones((1, 2), np.float32))
+    lines = access_lines(caplog)
+    assert len(lines) == 2
+    assert INCOMING not in lines[0] and re.search(r"traceparent=00-[0-9a-f]{32}-[0-9a-f]{16}-0[01]", lines[0])
+    assert INCOMING in lines[1]
+
+
+def test_a_chained_model_carries_the_trace_to_the_models_it_calls(
+        logged_server: RunningServer, caplog: pytest.LogCaptureFixture) -> None:
+    downstream = Client(logged_server.url)
+
+    def front(x: tf.TensorSpec([None, 2], tf.float32)) -> tf.TensorSpec([None, 2], tf.float32):
+        return downstream.infer(x) + 1  # a Python model calling another model
+
+    with tf_graphpipe.serve(front, name="front", access_log=True) as chain:
+        assert post(chain, {"traceparent": INCOMING}) == 200
+    lines = access_lines(caplog)
+    assert len(lines) == 2  # the downstream call, then the front call
+    downstream_line, front_line = lines
+    assert INCOMING in front_line
+    outgoing = tracing.parse(re.search(r"traceparent=(\S+)", downstream_line).group(1))
+    assert outgoing.trace_id == TRACE_ID  # one trace across the chain
+    assert outgoing.span_id != "00f067aa0ba902b7"  # under the front server's span, not the caller's
 
 
 def test_opentelemetry_spans_for_queue_and_model_time_under_the_callers_parent() -> None:

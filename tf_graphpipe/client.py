@@ -3,12 +3,14 @@
 from Python."""
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
-from tf_graphpipe import _native, dtypes, protocols
+from tf_graphpipe import _native, dtypes, protocols, tracing
+from tf_graphpipe.credentials import CallCredentials
 
 __all__ = ["Client"]
 
@@ -47,6 +49,19 @@ class Client:
             servers without the extension; inputs JSON cannot carry exactly
             (float16, bfloat16, non-UTF-8 bytes) still travel as raw bytes, and
             float16 / bfloat16 outputs need ``binary=True``.
+        ca_file: PEM CA bundle an ``https://`` server's certificate must chain
+            to (default: the system's store). Verification is never off.
+        client_cert, client_key: PEM client certificate and key, for servers
+            that require mutual TLS (the key may sit in ``client_cert``).
+        auth_token_env, auth_token_file: where the bearer token is: an
+            environment variable's name, or a file (its first non-empty line),
+            read at every call; the Client keeps the name, never the token.
+        headers: non-secret headers sent on every call (credentials are
+            refused here: use the two options above).
+
+    Every call also sends a W3C ``traceparent``: the current trace's
+    (``tf_graphpipe.tracing.use``, the model call a server is running, or an
+    active OpenTelemetry span), else a new one.
 
     Raises (from every call):
         RemoteError: the server refused the call; carries its text and status.
@@ -74,6 +89,12 @@ class Client:
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         protocol: str | None = None,
         binary: bool = True,
+        ca_file: str | os.PathLike[str] | None = None,
+        client_cert: str | os.PathLike[str] | None = None,
+        client_key: str | os.PathLike[str] | None = None,
+        auth_token_env: str | None = None,
+        auth_token_file: str | os.PathLike[str] | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
             raise ValueError(f"url must be an http:// or https:// URL, got {url!r}")
@@ -87,6 +108,10 @@ class Client:
         self.max_response_bytes = max_response_bytes
         self.protocol = protocols.resolve(url, protocol)
         self.binary = bool(binary)
+        self.credentials = CallCredentials.of(auth_token_env=auth_token_env, auth_token_file=auth_token_file,
+                                              headers=headers, ca_file=ca_file, client_cert=client_cert,
+                                              client_key=client_key)
+        self._native_credentials = self.credentials.native()
         self._closed = False
 
     def infer(
@@ -139,6 +164,7 @@ class Client:
             self._timeout_seconds(),
             self.retries,
             self.max_response_bytes,
+            self._call_credentials(),
         )
         return outputs[0] if len(outputs) == 1 else outputs
 
@@ -156,11 +182,16 @@ class Client:
         """
         self._check_open()
         raw = _native.metadata(
-            self.url, self.protocol, self._timeout_seconds(), self.retries, self.max_response_bytes
+            self.url, self.protocol, self._timeout_seconds(), self.retries, self.max_response_bytes,
+            self._call_credentials(),
         )
         for key in ("inputs", "outputs"):
             raw[key] = [_io_entry(entry) for entry in raw[key]]
         return raw
+
+    def _call_credentials(self) -> dict[str, object]:
+        """This call's credentials: the Client's, and the current trace."""
+        return {**self._native_credentials, "traceparent": tracing.outgoing()}
 
     def close(self) -> None:
         """Marks the client closed. Pooled connections stay with the process

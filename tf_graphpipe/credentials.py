@@ -122,6 +122,13 @@ class CallCredentials:
         added by the C++ call plan when each call is made)."""
         return [f"{name}: {value}" for name, value in self.headers]
 
+    def native(self) -> dict[str, object]:
+        """The ``credentials`` argument of ``_native.call`` / ``metadata``
+        (names and paths only; add ``traceparent`` per call)."""
+        return {"headers": self.header_lines(), "auth_token_env": self.auth_token_env,
+                "auth_token_file": self.auth_token_file, "ca_file": self.ca_file,
+                "client_cert": self.client_cert, "client_key": self.client_key}
+
 
 def _path(path: str | os.PathLike[str] | None) -> str | None:
     return None if path is None else os.fspath(path)

@@ -11,6 +11,7 @@ import tensorflow as tf
 
 from tf_graphpipe import errors, protocols
 from tf_graphpipe.client import Client
+from tf_graphpipe.credentials import CallCredentials
 from tf_graphpipe.ops import remote_call
 from tf_graphpipe.url_variables import make_url_variable
 
@@ -45,6 +46,12 @@ class GraphPipeLayer(keras.layers.Layer):
         protocol: ``"graphpipe"`` or ``"v2"``; default: from the URL, on
             every call (so a re-point may cross protocols).
         binary: v2 only: tensors as raw bytes (default) or as JSON.
+        ca_file, client_cert, client_key: TLS files for ``https://`` URLs.
+        auth_token_env, auth_token_file: the name of the environment variable
+            or file holding the bearer token, read at every call: a saved
+            ``.keras`` file or exported SavedModel keeps the name, never the
+            token.
+        headers: non-secret headers sent on every call (saved with the layer).
         **kwargs: ``keras.layers.Layer`` arguments (``name``...).
 
     Called on one tensor, a list of tensors, or a dict name -> tensor; returns
@@ -77,6 +84,12 @@ class GraphPipeLayer(keras.layers.Layer):
         config: str = "",
         protocol: str | None = None,
         binary: bool = True,
+        ca_file: str | None = None,
+        client_cert: str | None = None,
+        client_key: str | None = None,
+        auth_token_env: str | None = None,
+        auth_token_file: str | None = None,
+        headers: dict[str, str] | None = None,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("trainable", False)
@@ -103,6 +116,9 @@ class GraphPipeLayer(keras.layers.Layer):
         protocols.resolve(url, protocol)  # refuses a bad protocol now, not at call time
         self.protocol = protocol
         self.binary = bool(binary)
+        self.credentials = CallCredentials.of(auth_token_env=auth_token_env, auth_token_file=auth_token_file,
+                                              headers=headers, ca_file=ca_file, client_cert=client_cert,
+                                              client_key=client_key)
         # Output names read from v2 metadata, sent so answers come in the
         # order the output specs were inferred in. Not part of the config.
         self._metadata_output_names: list[str] | None = None
@@ -140,6 +156,7 @@ class GraphPipeLayer(keras.layers.Layer):
             retries=self.retries,
             protocol=self.protocol,
             binary=self.binary,
+            **self._credential_options(),
         )
         return outputs[0] if len(outputs) == 1 else list(outputs)
 
@@ -169,9 +186,18 @@ class GraphPipeLayer(keras.layers.Layer):
             config=self.config,
             protocol=self.protocol,
             binary=self.binary,
+            **self._credential_options(),
         )
         config.pop("trainable", None)
         return config
+
+    def _credential_options(self) -> dict[str, Any]:
+        """The TLS, token-source and header options, as the layer takes them
+        (names and paths only: what the config and the graph may hold)."""
+        c = self.credentials
+        return {"ca_file": c.ca_file, "client_cert": c.client_cert, "client_key": c.client_key,
+                "auth_token_env": c.auth_token_env, "auth_token_file": c.auth_token_file,
+                "headers": dict(c.headers) or None}
 
     def _output_shape(self, index: int) -> tuple[int | None, ...] | None:
         if self.output_shapes is None or self.output_shapes[index] is None:
@@ -194,7 +220,8 @@ class GraphPipeLayer(keras.layers.Layer):
             return
         url = self.url
         try:
-            client = Client(url, timeout=self.timeout, retries=self.retries, protocol=self.protocol)
+            client = Client(url, timeout=self.timeout, retries=self.retries, protocol=self.protocol,
+                            **self._credential_options())
             metadata = client.metadata()
         except errors.GraphPipeError as exc:
             raise ValueError(

@@ -3,7 +3,8 @@
 as an op of a TensorFlow graph."""
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import tensorflow as tf
@@ -11,6 +12,7 @@ from tensorflow.python.framework import auto_control_deps_utils
 from tensorflow.python.ops import resource_variable_ops
 
 from tf_graphpipe import _loader, dtypes, protocols
+from tf_graphpipe.credentials import CallCredentials
 
 __all__ = ["remote_call"]
 
@@ -104,6 +106,12 @@ def remote_call(
     retries: int = 2,
     protocol: str | None = None,
     binary: bool = True,
+    ca_file: str | os.PathLike[str] | None = None,
+    client_cert: str | os.PathLike[str] | None = None,
+    client_key: str | os.PathLike[str] | None = None,
+    auth_token_env: str | None = None,
+    auth_token_file: str | os.PathLike[str] | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> list[tf.Tensor]:
     """Calls the model at ``url`` from inside a TensorFlow graph.
 
@@ -137,6 +145,14 @@ def remote_call(
         protocol: ``"graphpipe"`` or ``"v2"``; default: from the URL.
         binary: v2 only: tensors as raw bytes (the binary tensor extension,
             default) or, False, as JSON for servers without it.
+        ca_file, client_cert, client_key: TLS files for ``https://`` (the
+            server is verified against the system's store or ``ca_file``).
+        auth_token_env, auth_token_file: the name of the environment variable
+            or file holding the bearer token: the graph (and a SavedModel of
+            it) keeps the name; the token is read at every call.
+        headers: non-secret headers sent on every call (kept in the graph).
+
+    Every call sends a new W3C ``traceparent``.
 
     Returns:
         A list of tensors, one per output.
@@ -182,6 +198,9 @@ def remote_call(
         shapes = [tf.TensorShape(s) for s in output_shapes]
     if retries < 0:
         raise ValueError(f"retries must be >= 0, got {retries}")
+    credentials = CallCredentials.of(auth_token_env=auth_token_env, auth_token_file=auth_token_file,
+                                     headers=headers, ca_file=ca_file, client_cert=client_cert,
+                                     client_key=client_key)
     return _ops.graph_pipe_call(
         endpoint=_endpoint(url),
         inputs=tensors,
@@ -194,4 +213,10 @@ def remote_call(
         retries=int(retries),
         protocol=op_protocol,
         v2_binary=bool(binary),
+        headers=credentials.header_lines(),
+        auth_token_env=credentials.auth_token_env or "",
+        auth_token_file=credentials.auth_token_file or "",
+        ca_file=credentials.ca_file or "",
+        client_cert=credentials.client_cert or "",
+        client_key=credentials.client_key or "",
     )

@@ -17,14 +17,19 @@ std::string Joined(const std::vector<std::string>& names) {
   return out;
 }
 
-HttpRequest BaseRequest(std::string url, const CallOptions& options,
-                        Clock::time_point deadline) {
-  HttpRequest request;
-  request.url = std::move(url);
-  request.deadline = deadline;
-  request.retries = options.retries;
-  request.max_response_bytes = options.max_response_bytes;
-  return request;
+// Every request of a call starts here: its deadline and limits, its TLS
+// files, its headers with the bearer token read now, and its traceparent.
+Status BaseRequest(std::string url, const CallOptions& options, Clock::time_point deadline,
+                   const std::string& traceparent, HttpRequest* request) {
+  *request = HttpRequest();
+  request->url = std::move(url);
+  request->deadline = deadline;
+  request->retries = options.retries;
+  request->max_response_bytes = options.max_response_bytes;
+  request->tls = options.credentials.tls;
+  TF_GRAPHPIPE_RETURN_IF_ERROR(CredentialHeaders(options.credentials, &request->extra_headers));
+  request->extra_headers.push_back("traceparent: " + traceparent);
+  return Status::Ok();
 }
 
 std::vector<std::string> InputNamesOf(const ModelMetadata& metadata) {
@@ -108,6 +113,7 @@ RemoteCall::RemoteCall(std::shared_ptr<const CallOptions> options, std::string u
 
 Status RemoteCall::Resolve() {
   TF_GRAPHPIPE_RETURN_IF_ERROR(ResolveTarget(url_, options_->protocol, &target_));
+  TF_GRAPHPIPE_RETURN_IF_ERROR(Traceparent(options_->traceparent, &traceparent_));
   request_url_ = target_.protocol == Protocol::kV2 ? target_.v2.infer_url : target_.url;
   if (target_.protocol == Protocol::kGraphPipe) return Status::Ok();
   if (!options_->config.empty()) {
@@ -127,10 +133,11 @@ bool RemoteCall::NeedsV2InputNames() const {
          !v2_names_from_metadata_;
 }
 
-HttpRequest RemoteCall::MetadataRequest() const {
-  HttpRequest request = BaseRequest(target_.v2.metadata_url, *options_, deadline_);
-  request.post = false;
-  return request;
+Status RemoteCall::MetadataRequest(HttpRequest* request) const {
+  TF_GRAPHPIPE_RETURN_IF_ERROR(
+      BaseRequest(target_.v2.metadata_url, *options_, deadline_, traceparent_, request));
+  request->post = false;
+  return Status::Ok();
 }
 
 Status RemoteCall::UseV2Metadata(Status fetched, const HttpResponse& response) {
@@ -147,7 +154,7 @@ Status RemoteCall::UseV2Metadata(Status fetched, const HttpResponse& response) {
 }
 
 Status RemoteCall::Assemble(HttpRequest* request) {
-  *request = BaseRequest(request_url_, *options_, deadline_);
+  TF_GRAPHPIPE_RETURN_IF_ERROR(BaseRequest(request_url_, *options_, deadline_, traceparent_, request));
   const std::vector<std::string_view> output_names(options_->output_names.begin(),
                                                    options_->output_names.end());
   if (target_.protocol == Protocol::kGraphPipe) {
@@ -217,7 +224,9 @@ Status RemoteCall::Run(HttpTransport* transport) {
   TF_GRAPHPIPE_RETURN_IF_ERROR(Resolve());
   if (NeedsV2InputNames()) {
     HttpResponse metadata;
-    Status fetched = transport->Call(MetadataRequest(), &metadata);
+    HttpRequest request;
+    TF_GRAPHPIPE_RETURN_IF_ERROR(MetadataRequest(&request));
+    Status fetched = transport->Call(std::move(request), &metadata);
     TF_GRAPHPIPE_RETURN_IF_ERROR(UseV2Metadata(std::move(fetched), metadata));
   }
   HttpRequest request;
@@ -237,7 +246,12 @@ void RemoteCall::Start(std::shared_ptr<RemoteCall> call, HttpTransport* transpor
     Send(std::move(call), transport, std::move(executor), std::move(done));
     return;
   }
-  HttpRequest request = call->MetadataRequest();
+  HttpRequest request;
+  Status assembled = call->MetadataRequest(&request);
+  if (!assembled.ok()) {
+    done(std::move(assembled));
+    return;
+  }
   transport->Start(std::move(request), [call, transport, executor, done](
                                            Status fetched, HttpResponse response) mutable {
     auto answer = std::make_shared<HttpResponse>(std::move(response));
@@ -285,15 +299,18 @@ Status ReadModelMetadata(HttpTransport* transport, std::string_view url,
                          ModelMetadata* out, V2InputNames* input_names) {
   CallTarget target;
   TF_GRAPHPIPE_RETURN_IF_ERROR(ResolveTarget(url, options.protocol, &target));
+  std::string traceparent;
+  TF_GRAPHPIPE_RETURN_IF_ERROR(Traceparent(options.traceparent, &traceparent));
   HttpResponse response;
+  HttpRequest request;
   if (target.protocol == Protocol::kGraphPipe) {
-    HttpRequest request = BaseRequest(target.url, options, deadline);
+    TF_GRAPHPIPE_RETURN_IF_ERROR(BaseRequest(target.url, options, deadline, traceparent, &request));
     EncodedMessage message = EncodeMetadataRequest();
     request.body = message.Parts();
     TF_GRAPHPIPE_RETURN_IF_ERROR(transport->Call(std::move(request), &response));
     return ReadMetadataAnswer(target.url, response, out);
   }
-  HttpRequest request = BaseRequest(target.v2.metadata_url, options, deadline);
+  TF_GRAPHPIPE_RETURN_IF_ERROR(BaseRequest(target.v2.metadata_url, options, deadline, traceparent, &request));
   request.post = false;
   TF_GRAPHPIPE_RETURN_IF_ERROR(transport->Call(std::move(request), &response));
   TF_GRAPHPIPE_RETURN_IF_ERROR(ReadV2MetadataAnswer(target.v2.metadata_url, response, out));

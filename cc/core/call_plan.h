@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "cc/core/byte_buffer.h"
+#include "cc/core/call_credentials.h"
 #include "cc/core/codec.h"
 #include "cc/core/encoded_message.h"
 #include "cc/core/http_transport.h"
@@ -87,6 +88,12 @@ struct CallOptions {
   bool v2_binary = true;                  // v2: tensors as raw bytes, else JSON
   int retries = 2;                        // extra attempts on kUnavailable
   size_t max_response_bytes = size_t{4} << 30;
+  // Headers, the bearer token's source (read at each call) and TLS files;
+  // every request of a call carries them (call_credentials.h).
+  CallCredentials credentials;
+  // The W3C traceparent every request of a call carries; empty: a new trace
+  // per call (the op), else the caller's (the Client passes its context's).
+  std::string traceparent;
 };
 
 // The deadline `seconds` from now; none for 0, a negative number or infinity.
@@ -141,7 +148,7 @@ class RemoteCall {
   bool NeedsV2InputNames() const;
   Status UseV2Metadata(Status fetched, const HttpResponse& response);
   Status Assemble(HttpRequest* request);
-  HttpRequest MetadataRequest() const;
+  Status MetadataRequest(HttpRequest* request) const;
   Status ReadAnswer(Status transport);
   static void Send(std::shared_ptr<RemoteCall> call, HttpTransport* transport,
                    Executor executor, std::function<void(Status)> done);
@@ -153,6 +160,7 @@ class RemoteCall {
   V2InputNames* cache_;
 
   CallTarget target_;
+  std::string traceparent_;  // the call's, on each of its requests
   std::vector<std::string> v2_input_names_;
   bool v2_names_from_metadata_ = false;
   std::string request_url_;

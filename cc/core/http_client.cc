@@ -161,6 +161,40 @@ int OnSeek(void* user, curl_off_t offset, int origin) {
   return CURL_SEEKFUNC_OK;
 }
 
+// The system's CA bundle when this libcurl has no default of its own (the
+// copy TensorFlow bundles may be built without one); null when it has one.
+const char* SystemCaBundle() {
+  static const char* const bundle = [] () -> const char* {
+    CURL* probe = curl_easy_init();
+    char* built_in = nullptr;
+    if (probe != nullptr) curl_easy_getinfo(probe, CURLINFO_CAINFO, &built_in);
+    const bool has_default = built_in != nullptr && ::access(built_in, R_OK) == 0;
+    if (probe != nullptr) curl_easy_cleanup(probe);
+    if (has_default) return nullptr;
+    for (const char* path : {"/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt",
+                             "/etc/ssl/cert.pem"}) {
+      if (::access(path, R_OK) == 0) return path;
+    }
+    return nullptr;
+  }();
+  return bundle;
+}
+
+// TLS files of one request on a handle fresh from curl_easy_reset. The peer
+// and host name are always verified (libcurl's defaults, never changed).
+void ConfigureTls(CURL* easy, const TlsFiles& tls) {
+  if (!tls.ca_file.empty()) {
+    curl_easy_setopt(easy, CURLOPT_CAINFO, tls.ca_file.c_str());
+  } else if (const char* bundle = SystemCaBundle()) {
+    curl_easy_setopt(easy, CURLOPT_CAINFO, bundle);
+  }
+  if (!tls.client_cert.empty()) {
+    curl_easy_setopt(easy, CURLOPT_SSLCERT, tls.client_cert.c_str());
+    curl_easy_setopt(easy, CURLOPT_SSLKEY,
+                     tls.client_key.empty() ? tls.client_cert.c_str() : tls.client_key.c_str());
+  }
+}
+
 Status TransportStatus(CURLcode result, const Transfer& t) {
   const std::string detail = t.error[0] != 0 ? t.error : curl_easy_strerror(result);
   const std::string& url = t.request.url;
@@ -177,6 +211,14 @@ Status TransportStatus(CURLcode result, const Transfer& t) {
     case CURLE_COULDNT_RESOLVE_PROXY:
     case CURLE_COULDNT_CONNECT:
       return Status(Code::kUnavailable, "cannot reach " + url + ": " + detail);
+    case CURLE_PEER_FAILED_VERIFICATION:
+      return Status(Code::kUnavailable,
+                    "connection to " + url + " failed: the server's TLS certificate is not trusted (" +
+                        detail + "): pass ca_file= with the CA that signed it");
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CACERT_BADFILE:
+      return Status(Code::kInvalidArgument,
+                    "TLS files for " + url + " are not usable (ca_file, client_cert, client_key): " + detail);
     default:
       // Reset, closed mid-answer, nothing received, TLS failures...: the
       // server went away; trying again may well succeed.
@@ -386,6 +428,7 @@ class HttpClient::Impl {
       }
     }
     curl_easy_setopt(easy, CURLOPT_HTTPHEADER, t->headers);
+    ConfigureTls(easy, r.tls);
     long remaining_ms = static_cast<long>(
         std::chrono::duration_cast<std::chrono::milliseconds>(r.deadline - now).count());
     if (r.deadline == Clock::time_point::max()) remaining_ms = 0;  // no limit

@@ -21,6 +21,7 @@
 
 #include "cc/core/byte_buffer.h"
 #include "cc/core/bytes_span.h"
+#include "cc/core/call_credentials.h"
 #include "cc/core/status.h"
 
 namespace tf_graphpipe {
@@ -35,6 +36,7 @@ struct HttpRequest {
   std::vector<BytesSpan> body;
   std::string content_type = "application/octet-stream";
   std::vector<std::string> extra_headers;  // "Name: value"
+  TlsFiles tls;  // https://: CA bundle and client certificate (empty: defaults)
   Clock::time_point deadline = Clock::time_point::max();
   // Retries on kUnavailable (connection refused or reset, HTTP 503), with
   // exponential backoff from 50 ms, while the deadline allows.

@@ -29,6 +29,13 @@ absl::Status ReadCallOptions(tf::OpKernelConstruction* ctx, CallOptions* options
   TF_RETURN_IF_ERROR(ctx->GetAttr("retries", &retries));
   TF_RETURN_IF_ERROR(ctx->GetAttr("protocol", &protocol));
   TF_RETURN_IF_ERROR(ctx->GetAttr("v2_binary", &options->v2_binary));
+  CallCredentials& credentials = options->credentials;
+  TF_RETURN_IF_ERROR(ctx->GetAttr("headers", &credentials.headers));
+  TF_RETURN_IF_ERROR(ctx->GetAttr("auth_token_env", &credentials.auth_token_env));
+  TF_RETURN_IF_ERROR(ctx->GetAttr("auth_token_file", &credentials.auth_token_file));
+  TF_RETURN_IF_ERROR(ctx->GetAttr("ca_file", &credentials.tls.ca_file));
+  TF_RETURN_IF_ERROR(ctx->GetAttr("client_cert", &credentials.tls.client_cert));
+  TF_RETURN_IF_ERROR(ctx->GetAttr("client_key", &credentials.tls.client_key));
   options->retries = retries;
   return ToTfStatus(ParseProtocolChoice(protocol, &options->protocol));
 }

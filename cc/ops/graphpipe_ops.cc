@@ -48,6 +48,15 @@ REGISTER_OP("GraphPipeCall")
     .Attr("protocol: string = 'graphpipe'")
     // v2 only: tensors as raw bytes (binary tensor extension), else JSON.
     .Attr("v2_binary: bool = true")
+    // Non-secret headers ("Name: value"), the *names* of the bearer token's
+    // environment variable or file (the token is read at each call, never
+    // kept in the graph), and TLS files for https:// URLs.
+    .Attr("headers: list(string) = []")
+    .Attr("auth_token_env: string = ''")
+    .Attr("auth_token_file: string = ''")
+    .Attr("ca_file: string = ''")
+    .Attr("client_cert: string = ''")
+    .Attr("client_key: string = ''")
     .SetIsStateful()
     .SetShapeFn([](InferenceContext* c) {
       std::vector<tensorflow::PartialTensorShape> shapes;

@@ -161,11 +161,30 @@ BytesLike ExportBytes(py::handle object) {
 
 // One call of the model at `url` through the call plan, as the op makes it;
 // the outputs as arrays viewing the received body.
+// The credentials and traceparent keyword arguments of call() and metadata().
+void SetCredentials(const py::dict& credentials, CallOptions* options) {
+  auto text = [&credentials](const char* key) {
+    return credentials.contains(key) && !credentials[key].is_none() ? credentials[key].cast<std::string>()
+                                                                    : std::string();
+  };
+  CallCredentials& c = options->credentials;
+  if (credentials.contains("headers") && !credentials["headers"].is_none()) {
+    c.headers = credentials["headers"].cast<std::vector<std::string>>();
+  }
+  c.auth_token_env = text("auth_token_env");
+  c.auth_token_file = text("auth_token_file");
+  c.tls.ca_file = text("ca_file");
+  c.tls.client_cert = text("client_cert");
+  c.tls.client_key = text("client_key");
+  options->traceparent = text("traceparent");
+}
+
 py::list Call(const std::string& url, const py::object& protocol, const py::list& inputs,
               const py::list& type_ids, std::vector<std::string> input_names,
               std::vector<std::string> output_names, const py::bytes& config, bool binary,
-              double timeout, int retries, size_t max_response_bytes) {
+              double timeout, int retries, size_t max_response_bytes, const py::dict& credentials) {
   auto options = std::make_shared<CallOptions>();
+  SetCredentials(credentials, options.get());
   options->protocol = ProtocolArgument(protocol);
   options->input_names = std::move(input_names);
   options->output_names = std::move(output_names);
@@ -195,8 +214,9 @@ py::list Call(const std::string& url, const py::object& protocol, const py::list
 
 // The model's metadata (for v2, also the input order later calls use).
 py::dict Metadata(const std::string& url, const py::object& protocol, double timeout,
-                  int retries, size_t max_response_bytes) {
+                  int retries, size_t max_response_bytes, const py::dict& credentials) {
   CallOptions options;
+  SetCredentials(credentials, &options);
   options.protocol = ProtocolArgument(protocol);
   options.retries = retries;
   options.max_response_bytes = max_response_bytes;
@@ -412,11 +432,13 @@ PYBIND11_MODULE(_native, m) {
   m.def("call", &Call, py::arg("url"), py::arg("protocol"), py::arg("inputs"),
         py::arg("type_ids"), py::arg("input_names"), py::arg("output_names"), py::arg("config"),
         py::arg("binary"), py::arg("timeout"), py::arg("retries"), py::arg("max_response_bytes"),
-        "Calls the model at url (protocol: 'graphpipe', 'v2', or None for the URL's) as the op "
+        py::arg("credentials") = py::dict(),
+        "credentials: as metadata(). Calls the model at url (protocol: 'graphpipe', 'v2', or None for the URL's) as the op "
         "does; the outputs as arrays viewing the answer's body.");
   m.def("metadata", &Metadata, py::arg("url"), py::arg("protocol"), py::arg("timeout"),
-        py::arg("retries"), py::arg("max_response_bytes"),
-        "The model's metadata as a dict; for v2 also the input order later calls use.");
+        py::arg("retries"), py::arg("max_response_bytes"), py::arg("credentials") = py::dict(),
+        "credentials: {headers, auth_token_env, auth_token_file, ca_file, client_cert, client_key, "
+        "traceparent}, each optional. The model's metadata as a dict; for v2 also the input order later calls use.");
   m.def("resolve_protocol", &ResolveProtocolPy, py::arg("url"), py::arg("protocol"),
         "'graphpipe' or 'v2': the protocol a call to url speaks (ValueError if it cannot).");
   m.def("connections_opened", [] { return HttpClient::Shared().connections_opened(); },

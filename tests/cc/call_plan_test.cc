@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <condition_variable>
+#include <cstdlib>
 #include <cstring>
 #include <future>
 #include <mutex>
@@ -447,4 +448,78 @@ TEST(RemoteCallAsync, CallRefusedBeforeSendingCompletesOnTheCallingThread) {
 }
 
 }  // namespace
+
+// ---- credentials and trace context (call_credentials.h) ------------------------
+
+bool HasHeader(const FakeTransport::Sent& sent, const std::string& line) {
+  for (const std::string& h : sent.extra_headers) {
+    if (h == line) return true;
+  }
+  return false;
+}
+
+std::string HeaderValue(const FakeTransport::Sent& sent, const std::string& prefix) {
+  for (const std::string& h : sent.extra_headers) {
+    if (h.compare(0, prefix.size(), prefix) == 0) return h.substr(prefix.size());
+  }
+  return "";
+}
+
+TEST(CallCredentials, EveryRequestOfACallCarriesHeadersTokenAndOneTraceparent) {
+  ::setenv("TF_GRAPHPIPE_CC_TEST_TOKEN", "tok-123", 1);
+  FakeTransport transport;
+  transport.Answer(200, V2Metadata({"x"}));
+  transport.Answer(200, V2Answer({1.0f, 2.0f}));
+  auto options = Options(ProtocolChoice::kV2);
+  options->credentials.headers = {"X-Tenant: blue"};
+  options->credentials.auth_token_env = "TF_GRAPHPIPE_CC_TEST_TOKEN";
+  V2InputNames cache;
+  RemoteCall call(options, kV2Url, {Floats(kA, 2)}, InTenSeconds(), &cache);
+  ASSERT_TRUE(call.Run(&transport).ok());
+  const auto sent = transport.sent();
+  ASSERT_EQ(sent.size(), 2u);  // the metadata, then the call
+  for (const auto& request : sent) {
+    EXPECT_TRUE(HasHeader(request, "X-Tenant: blue"));
+    EXPECT_TRUE(HasHeader(request, "Authorization: Bearer tok-123"));
+  }
+  const std::string trace = HeaderValue(sent[0], "traceparent: ");
+  EXPECT_EQ(trace.size(), 55u) << trace;
+  EXPECT_EQ(trace, HeaderValue(sent[1], "traceparent: "));
+  std::string checked;
+  EXPECT_TRUE(Traceparent(trace, &checked).ok());
+}
+
+TEST(CallCredentials, EachCallStartsANewTraceUnlessOneIsGiven) {
+  FakeTransport transport;
+  for (int i = 0; i < 3; ++i) transport.Answer(200, GraphPipeAnswer({1.0f}));
+  V2InputNames cache;
+  auto options = Options(ProtocolChoice::kGraphPipe);
+  for (int i = 0; i < 2; ++i) {
+    RemoteCall call(options, kGraphPipeUrl, {Floats(kA, 1)}, InTenSeconds(), &cache);
+    ASSERT_TRUE(call.Run(&transport).ok());
+  }
+  auto given = Options(ProtocolChoice::kGraphPipe);
+  given->traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+  RemoteCall call(given, kGraphPipeUrl, {Floats(kA, 1)}, InTenSeconds(), &cache);
+  ASSERT_TRUE(call.Run(&transport).ok());
+  const auto sent = transport.sent();
+  EXPECT_NE(HeaderValue(sent[0], "traceparent: ").substr(3, 32), HeaderValue(sent[1], "traceparent: ").substr(3, 32));
+  EXPECT_EQ(HeaderValue(sent[2], "traceparent: "), given->traceparent);
+}
+
+TEST(CallCredentials, AMissingTokenFailsTheCallBeforeAnythingIsSentAndNamesItsSource) {
+  ::unsetenv("TF_GRAPHPIPE_CC_UNSET");
+  FakeTransport transport;
+  auto options = Options(ProtocolChoice::kGraphPipe);
+  options->credentials.auth_token_env = "TF_GRAPHPIPE_CC_UNSET";
+  V2InputNames cache;
+  RemoteCall call(options, kGraphPipeUrl, {Floats(kA, 1)}, InTenSeconds(), &cache);
+  Status status = call.Run(&transport);
+  EXPECT_EQ(status.code(), Code::kInvalidArgument);
+  EXPECT_EQ(status.message(), "auth_token_env: environment variable 'TF_GRAPHPIPE_CC_UNSET' is not set or empty");
+  EXPECT_TRUE(transport.sent().empty());
+  std::string out;
+  EXPECT_EQ(Traceparent("00-zz", &out).code(), Code::kInvalidArgument);
+}
+
 }  // namespace tf_graphpipe

@@ -136,8 +136,8 @@ def _onnxruntime() -> Any:
 class OnnxModel(Model):
     """An ONNX model run by an ``onnxruntime.InferenceSession`` on the CPU.
 
-    Thread-safe: ONNX Runtime sessions run concurrent calls; a semaphore
-    keeps them within ``SessionSettings.concurrent_calls``.
+    Thread-safe: ONNX Runtime sessions run concurrent calls; a lock (or a
+    semaphore) keeps them within ``SessionSettings.concurrent_calls``.
     """
 
     def __init__(self, path: Path, settings: SessionSettings | None = None, name: str | None = None) -> None:
@@ -157,14 +157,14 @@ class OnnxModel(Model):
         self.inputs = [_spec(arg, "input") for arg in self._session.get_inputs()]
         self.outputs = [_spec(arg, "output") for arg in self._session.get_outputs()]
         self._output_names = [spec.name for spec in self.outputs]
+        self._input_names = [spec.name for spec in self.inputs]
         self._strings = [spec.wire_type == dtypes.STRING for spec in self.inputs]
+        self._any_strings = any(self._strings)
         self._bfloat16 = any(spec.wire_type == dtypes.BFLOAT16 for spec in self.inputs + self.outputs)
-        if self._bfloat16 and any(self._strings):
+        if self._bfloat16 and self._any_strings:
             # bfloat16 only passes as OrtValues, which ONNX Runtime's Python binding cannot make of strings.
             raise ValueError(f"ONNX model {path}: string inputs and bfloat16 tensors in one model are not "
                              "supported (ONNX Runtime's Python binding passes them in ways that exclude each other)")
-        self._input_names = [spec.name for spec in self.inputs]
-        self._any_strings = any(self._strings)
         calls = self.settings.concurrent_calls
         # A plain lock when calls take turns one at a time: a C lock, where a
         # semaphore is Python code on every call (µs that show on a 1x4 call).
