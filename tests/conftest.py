@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -45,3 +47,14 @@ def reference_python() -> Path:
     from support import peer_venvs
 
     return peer_venvs.reference_python()
+
+
+@pytest.fixture(scope="session")
+def ray_cluster() -> Iterator[Any]:
+    """A real Ray cluster on this machine (a head and two worker nodes) with
+    Ray Serve's proxy on the head, shared by the Ray Serve tests and shut
+    down after them, whatever happened (``support/ray_cluster.py``)."""
+    from support.ray_cluster import RayTestCluster
+
+    with RayTestCluster() as cluster:
+        yield cluster

@@ -63,6 +63,7 @@ examples:
   tf-graphpipe serve cnn.onnx --max-batch-size 64 --intra-op-threads 2
   tf-graphpipe serve mypackage.models:predict --input-spec x:float32:-1,4 --output-spec y:float32:-1
   tf-graphpipe serve --model-repository ./models --port 9000
+  tf-graphpipe serve /models/model.keras --ray auto --replicas 4 --port 8000     (Ray Serve)
 """
 
 
@@ -136,6 +137,12 @@ def build_parser() -> argparse.ArgumentParser:
     onnx.add_argument("--graph-optimization", default="all", choices=["disable", "basic", "extended", "all"],
                       help="ONNX Runtime's graph optimisation level")
     _add_security_options(serve)
+    ray = serve.add_argument_group("on a Ray cluster (the ray extra; docs/scaling.md)")
+    ray.add_argument("--ray", metavar="ADDRESS",
+                     help="deploy onto the Ray cluster at ADDRESS (auto, HOST:PORT, ray://...) with Ray Serve; "
+                          "--host/--port are then its HTTP proxy's, and the proxy URL is printed once ready")
+    ray.add_argument("--replicas", type=int, metavar="N", help="replicas of the model (default: 1)")
+    ray.add_argument("--autoscale", metavar="MIN:MAX", help="let Ray Serve keep between MIN and MAX replicas")
     serve.add_argument("--debug", action="store_true", help="send tracebacks in error answers (never in production)")
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
                        help="logging level on stderr (debug: one line per request)")
@@ -272,6 +279,8 @@ def _serve(args: argparse.Namespace) -> int:
     from tf_graphpipe.server import serve
     from tf_graphpipe.server.onnx_models import SessionSettings
 
+    if args.ray is not None:
+        return _serve_on_ray(args, stop, previous)
     if args.access_log is not None:
         from tf_graphpipe.server.access_log import log_to
 
@@ -295,6 +304,40 @@ def _serve(args: argparse.Namespace) -> int:
             print(server.url, flush=True)
             stop.wait()
             logging.getLogger("tf_graphpipe.server").info("stopping %s", server.url)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 0
+
+
+def _serve_on_ray(args: argparse.Namespace, stop: threading.Event, previous: dict[Any, Any]) -> int:
+    from tf_graphpipe.ray_serve import parse_autoscale, run
+    from tf_graphpipe.server.onnx_models import SessionSettings
+
+    if args.replicas is not None and args.autoscale is not None:
+        raise ValueError("give --replicas or --autoscale, not both")
+    if args.model_repository is not None:
+        raise ValueError("--model-repository is not served on Ray yet: deploy one application per model "
+                         "(docs/scaling.md)")
+    if args.tls_cert or args.tls_client_ca or args.auth_token_file:
+        raise ValueError("--tls-* and --auth-token-file are not applied on Ray: terminate TLS and check tokens in "
+                         "front of Ray Serve's proxy (docs/scaling.md)")
+    try:
+        application = run(
+            args.model, args.ray, host=args.host, port=args.port, name=args.name, signature=args.signature,
+            max_request_bytes=args.max_request_bytes, max_batch_size=args.max_batch_size,
+            batch_timeout_ms=args.batch_timeout_ms, debug=args.debug, workers=args.workers,
+            inline_max_us=args.inline_max_us, input_specs=args.input_spec, output_specs=args.output_spec,
+            onnx=SessionSettings(args.intra_op_threads, args.inter_op_threads, args.graph_optimization),
+            num_replicas=args.replicas,
+            autoscaling_config=parse_autoscale(args.autoscale) if args.autoscale else None,
+        )
+        for sig in previous:  # ray.init installs its own handlers, which abort the process
+            signal.signal(sig, lambda signum, frame: stop.set())
+        with application:
+            print(application.url, flush=True)
+            stop.wait()
+            logging.getLogger("tf_graphpipe.ray_serve").info("deleting %s", application.name)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

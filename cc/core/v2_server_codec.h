@@ -11,15 +11,17 @@
 // BOOL bytes, and that the blobs fill the body exactly. Nothing is allocated
 // from a size the body has not shown to be real: a JSON `data` array is
 // counted before its storage is sized, a BYTES element count is bounded by
-// its blob's length before anything is reserved. Binary inputs are views into
-// the body; JSON `data` (any datatype, FP16 and BF16 included) is decoded
-// into storage the request owns. A header that carries no JSON data is
-// checked once: its plan is kept per thread (up to 256 headers of at most
-// 8 KiB) and reused for the same header, clients repeating it for
-// same-shaped calls; each body's blobs are checked all the same. Every
-// refusal is kInvalidArgument (the caller's mistake: HTTP 400) with a
-// message naming the input, except memory that cannot be had
-// (kResourceExhausted).
+// its blob's length before anything is reserved. What a request decodes to
+// is a small multiple of its size at most: a JSON value takes at least 2
+// bytes of text, 16 parsed and 8 decoded; a BYTES element takes 4 bytes and
+// becomes a 16-byte view. Binary inputs are views into the body; JSON `data`
+// (any datatype, FP16 and BF16 included) is decoded into storage the request
+// owns. A header that carries no JSON data is checked once: its plan is kept
+// per thread (up to 256 headers of at most 8 KiB) and reused for the same
+// header, clients repeating it for same-shaped calls; each body's blobs are
+// checked all the same. Every refusal is kInvalidArgument (the caller's
+// mistake: HTTP 400) with a message naming the input, except memory that
+// cannot be had (kResourceExhausted).
 //
 // Encoding writes the JSON header, then one blob per binary output in output
 // order. Numeric blobs are the outputs' own bytes, referenced, not copied;

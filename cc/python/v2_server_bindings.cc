@@ -28,8 +28,10 @@ namespace py = pybind11;
 namespace tf_graphpipe {
 namespace {
 
-// Below this many bytes decoding or encoding takes microseconds: cheaper
-// than handing the GIL to another thread and taking it back.
+// Below this many bytes of JSON (or BYTES elements) decoding or encoding
+// takes microseconds: cheaper than handing the GIL to another thread and
+// waiting to take it back. Binary numeric tensors cost nothing here (views
+// and references), whatever their size.
 constexpr size_t kReleaseGilBytes = 64 * 1024;
 
 py::str Utf8(std::string_view text) {
@@ -121,7 +123,8 @@ py::tuple DecodeV2RequestPy(py::handle data, py::handle header_length) {
   const Body body = ExportBody(data);
   V2InferRequest request;
   Status status;
-  if (body.size >= kReleaseGilBytes) {
+  const uint64_t json_size = length && *length >= 0 ? static_cast<uint64_t>(*length) : body.size;
+  if (json_size >= kReleaseGilBytes) {
     py::gil_scoped_release release;
     status = DecodeV2InferRequest(body.data, body.size, length, &request);
   } else {
@@ -137,11 +140,15 @@ py::tuple DecodeV2RawBinaryRequestPy(py::handle data, const std::string& input_n
   const DType type = type_id >= 0 && type_id <= kMaxDType ? static_cast<DType>(type_id) : DType::kNull;
   V2InferRequest request;
   Status status;
-  {
-    // Views only: O(1) in the body's size but for BOOL's 0/1 check.
-    py::gil_scoped_release release;
+  const auto decode = [&] {
     status = DecodeV2RawBinaryRequest(body.data, body.size, input_name, type, shape ? &*shape : nullptr,
                                       &request);
+  };
+  if (type == DType::kBool && body.size >= kReleaseGilBytes) {  // else a view: O(1) in the body's size
+    py::gil_scoped_release release;
+    decode();
+  } else {
+    decode();
   }
   if (!status.ok()) Raise(status);
   return RequestTuple(request, body);
@@ -176,8 +183,13 @@ py::tuple EncodeV2AnswerPy(const std::string& model_name, const std::string& mod
   spec.output_names.assign(output_names.begin(), output_names.end());
   spec.binary = binary;
   spec.binary_default = binary_default;
-  size_t work = 0;
-  for (const TensorView& view : spec.outputs) work += view.nbytes + view.strings.size() * 8;
+  size_t work = 0;  // bytes written as JSON or into BYTES blobs
+  for (size_t i = 0; i < spec.outputs.size(); ++i) {
+    const TensorView& view = spec.outputs[i];
+    const bool as_blob = i < binary.size() ? binary[i] : binary_default;
+    if (!as_blob) work += view.nbytes + view.strings.size() * 8;
+    for (std::string_view s : view.strings) work += s.size();
+  }
 
   auto encoded = std::make_unique<V2AnswerBytes>();
   Status status;

@@ -29,6 +29,7 @@ import concurrent.futures
 import logging
 import os
 import queue
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -62,6 +63,7 @@ log = logging.getLogger("tf_graphpipe.server")
 T = TypeVar("T")
 
 DEFAULT_POLL_SECONDS = 1.0
+LOAD_SWITCH_SECONDS = 0.0005  # the GIL switch interval while a version loads
 
 # Version states, as GET /models shows them.
 LOADING, AVAILABLE, DRAINING, FAILED = "loading", "available", "draining", "failed"
@@ -495,6 +497,12 @@ class ModelRepository(Generic[T]):
         with self._status_lock:
             state.loading = number
         started = time.perf_counter()
+        # Loading is mostly Python holding the GIL (object graph revival, tracing);
+        # the event loop, wanting it back for every small call, would wait out a
+        # whole switch interval (5 ms) each time. Shorter slices while a load runs
+        # (bench_repository: median 1x4 call during a load 318 vs 3261 µs).
+        previous = sys.getswitchinterval()
+        sys.setswitchinterval(min(previous, LOAD_SWITCH_SECONDS))
         try:
             model = load_version(path, state.name, number, config, self._onnx)
             warmed = False
@@ -517,6 +525,8 @@ class ModelRepository(Generic[T]):
             log.error("model %r version %d failed to load: %s%s", state.name, number, message,
                       f"; version {serving} stays served" if serving else "")
             return None
+        finally:
+            sys.setswitchinterval(previous)
         with self._status_lock:
             state.loading = None
         log.info("model %r version %d loaded in %.2f s (%s%s)", state.name, number, served.load_seconds,

@@ -1,0 +1,391 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Serve a model on Ray Serve: many replicas across a cluster behind one URL,
+answering GraphPipe and the Open Inference Protocol (KServe v2) exactly as
+``tf-graphpipe serve`` does. Needs the ``ray`` extra
+(``pip install 'tf-graphpipe[ray]'``).
+
+An application is two deployments:
+
+* ``GraphPipeModel``: the replicas (``ray_serve_replica``). Each loads the
+  model and runs the server's own ASGI app, ``GraphPipeApp``: the same
+  routes, metadata, health, errors, size limit and dynamic batching (inside
+  each replica) as the server's own port.
+* ``GraphPipeGateway``: the HTTP ingress behind Ray's proxy
+  (``ray_serve_gateway``), on the head node. It hands each call to a
+  replica and answers a call whose replica died or went silent with 503
+  Unavailable in the request's protocol, which clients retry; Ray's proxy
+  alone would answer 500 (a model failure) or wait. ``gateway=False``
+  makes the replicas the ingress: one hop less, and Ray's own answers to
+  failures (docs/scaling.md compares the two).
+
+Example::
+
+    from ray import serve
+    from tf_graphpipe.ray_serve import deployment
+
+    serve.start(http_options={"host": "127.0.0.1", "port": 8000})
+    serve.run(deployment("model.keras", num_replicas=4), name="classifier")
+    # GraphPipe at http://127.0.0.1:8000/, v2 at .../v2/models/<name>
+
+From Ray's own tooling, with ``build`` (an application builder)::
+
+    serve run tf_graphpipe.ray_serve:build model=/models/model.keras num_replicas=2
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from tf_graphpipe.server.bodies import DEFAULT_MAX_REQUEST_BYTES
+from tf_graphpipe.server.inline import DEFAULT_INLINE_MAX_US
+from tf_graphpipe.server.specs import IOSpec
+
+__all__ = ["DEFAULT_HEALTH_CHECK_PERIOD_S", "DEFAULT_HEALTH_CHECK_TIMEOUT_S", "RayApplication", "build",
+           "deployment", "run"]
+
+MISSING_EXTRA = "tf_graphpipe.ray_serve needs Ray Serve: pip install 'tf-graphpipe[ray]'"
+
+# Ray checks each replica this often and replaces one that fails to answer
+# within the timeout (Ray's defaults, 10 s and 30 s, leave a dead replica in
+# the routing tables for half a minute).
+DEFAULT_HEALTH_CHECK_PERIOD_S = 2.0
+DEFAULT_HEALTH_CHECK_TIMEOUT_S = 10.0
+# Calls a replica holds at once when nothing says otherwise (Ray's default);
+# with batching, at least a batch's worth, or batches could never fill.
+DEFAULT_MAX_ONGOING_REQUESTS = 5
+# The gateway holds every call in flight to every replica.
+GATEWAY_MAX_ONGOING_REQUESTS = 256
+# The head node's resource, which keeps the gateway beside the proxy.
+HEAD_NODE_RESOURCE = "node:__internal_head__"
+
+
+def _serve() -> Any:
+    try:
+        from ray import serve
+    except ImportError as exc:
+        raise ImportError(MISSING_EXTRA) from exc
+    return serve
+
+
+def deployment(
+    model: Any,
+    *,
+    name: str | None = None,
+    signature: str = "serving_default",
+    input_specs: Sequence[IOSpec | str] | None = None,
+    output_specs: Sequence[IOSpec | str] | None = None,
+    onnx: Any = None,
+    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
+    max_batch_size: int = 0,
+    batch_timeout_ms: float = 5.0,
+    workers: int | None = None,
+    inline_max_us: float = DEFAULT_INLINE_MAX_US,
+    debug: bool = False,
+    num_replicas: int | str | None = None,
+    autoscaling_config: Mapping[str, Any] | None = None,
+    ray_actor_options: Mapping[str, Any] | None = None,
+    max_ongoing_requests: int | None = None,
+    health_check_period_s: float = DEFAULT_HEALTH_CHECK_PERIOD_S,
+    health_check_timeout_s: float = DEFAULT_HEALTH_CHECK_TIMEOUT_S,
+    gateway: bool = True,
+    lost_after_s: float | None = None,
+    gateway_options: Mapping[str, Any] | None = None,
+) -> Any:
+    """A Ray Serve application serving ``model`` on replicas.
+
+    Args:
+        model: what ``tf-graphpipe serve`` takes: a SavedModel directory, a
+            ``.keras`` or ``.onnx`` file, ``"package.module:callable"``,
+            ``"demo"``, or a Python callable (pickled to the replicas). A
+            path must exist on every node where a replica may run; a
+            relative path that exists here is made absolute.
+        name, signature, input_specs, output_specs, onnx: as ``serve()``.
+        max_request_bytes, max_batch_size, batch_timeout_ms, workers,
+            inline_max_us, debug: the server's options, applied by each
+            replica (batching merges the calls one replica holds).
+        num_replicas: replicas to run (Ray's default: 1); ``"auto"`` for
+            Ray's default autoscaling.
+        autoscaling_config: Ray's autoscaling (``min_replicas``,
+            ``max_replicas``, ``target_ongoing_requests``...), instead of
+            ``num_replicas``.
+        ray_actor_options: each replica's resources (``num_cpus``...),
+            ``runtime_env`` and the rest of Ray's actor options.
+        max_ongoing_requests: calls one replica holds at once (default 5,
+            or ``max_batch_size`` when larger).
+        health_check_period_s, health_check_timeout_s: how often Ray checks
+            a replica, and how long it waits before replacing it.
+        gateway: put the gateway in front of the replicas (see the module
+            docstring); False lets Ray's proxy call the replicas directly.
+        lost_after_s: the gateway answers 503 when a replica has said
+            nothing for this long (default 10 s).
+        gateway_options: Ray deployment options of the gateway
+            (``num_replicas``, ``ray_actor_options``...; by default one
+            replica on the head node, no CPU reserved).
+
+    Returns:
+        A ``ray.serve.Application``, for ``serve.run`` or a config file.
+
+    Raises:
+        ImportError: Ray Serve is not installed (the ``ray`` extra).
+        ValueError: an option is out of range.
+    """
+    serve = _serve()
+    from tf_graphpipe.ray_serve_gateway import DEFAULT_LOST_AFTER_S, Gateway
+    from tf_graphpipe.ray_serve_replica import ModelReplica
+
+    if max_request_bytes < 1:
+        raise ValueError(f"max_request_bytes must be >= 1, got {max_request_bytes}")
+    if max_batch_size < 0:
+        raise ValueError(f"max_batch_size must be >= 0 (0: no batching), got {max_batch_size}")
+    if num_replicas is not None and autoscaling_config is not None:
+        raise ValueError("give num_replicas or autoscaling_config, not both")
+    load_options = {
+        "name": name,
+        "signature": signature,
+        "input_specs": list(input_specs) if input_specs else None,
+        "output_specs": list(output_specs) if output_specs else None,
+        "onnx": onnx,
+    }
+    app_options = {
+        "max_request_bytes": max_request_bytes,
+        "max_batch_size": max_batch_size,
+        "batch_timeout_ms": batch_timeout_ms,
+        "workers": workers,
+        "inline_max_us": inline_max_us,
+        "debug": debug,
+    }
+    replica_options: dict[str, Any] = {
+        "max_ongoing_requests": max_ongoing_requests or max(DEFAULT_MAX_ONGOING_REQUESTS, max_batch_size),
+        "health_check_period_s": health_check_period_s,
+        "health_check_timeout_s": health_check_timeout_s,
+    }
+    if num_replicas is not None:
+        replica_options["num_replicas"] = num_replicas
+    if autoscaling_config is not None:
+        replica_options["autoscaling_config"] = dict(autoscaling_config)
+    if ray_actor_options is not None:
+        replica_options["ray_actor_options"] = dict(ray_actor_options)
+    replica_class = ModelReplica if gateway else serve.ingress()(ModelReplica)
+    replicas = serve.deployment(replica_class, name="GraphPipeModel", **replica_options)
+    bound = replicas.bind(_portable(model), load_options, app_options)
+    if not gateway:
+        return bound
+    options: dict[str, Any] = {
+        "num_replicas": 1,
+        "max_ongoing_requests": GATEWAY_MAX_ONGOING_REQUESTS,
+        "ray_actor_options": {"num_cpus": 0, "resources": {HEAD_NODE_RESOURCE: 0.001}},
+        "health_check_period_s": health_check_period_s,
+        "health_check_timeout_s": health_check_timeout_s,
+    }
+    options.update(gateway_options or {})
+    front = serve.deployment(serve.ingress()(Gateway), name="GraphPipeGateway", **options)
+    return front.bind(bound, max_request_bytes, DEFAULT_LOST_AFTER_S if lost_after_s is None else lost_after_s)
+
+
+def _portable(model: Any) -> Any:
+    """A relative path that exists here, made absolute for the replicas."""
+    if isinstance(model, (str, os.PathLike)) and os.path.exists(model):
+        return os.path.abspath(model)
+    return model
+
+
+# ---- build: the application builder of `serve run` and Serve config files ----------
+
+
+def _flag(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"expected true or false, got {value!r}")
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    if isinstance(value, Mapping):
+        return dict(value)
+    parsed = json.loads(value)
+    if not isinstance(parsed, dict):
+        raise ValueError(f"expected a JSON object, got {value!r}")
+    return parsed
+
+
+def _spec_list(value: Any) -> list[str]:
+    if isinstance(value, str):  # several specs: "x:float32:-1,4;y:int64:-1"
+        return [s.strip() for s in value.split(";") if s.strip()]
+    return [str(s) for s in value]
+
+
+def _replicas(value: Any) -> int | str:
+    return "auto" if str(value) == "auto" else int(value)
+
+
+def parse_autoscale(text: str) -> dict[str, int]:
+    """``"MIN:MAX"`` as Ray's ``autoscaling_config`` (min/max replicas)."""
+    low, sep, high = str(text).partition(":")
+    if not sep or not low.isdigit() or not high.isdigit() or int(high) < max(1, int(low)):
+        raise ValueError(f"autoscale must be MIN:MAX with 0 <= MIN <= MAX and MAX >= 1, got {text!r}")
+    return {"min_replicas": int(low), "max_replicas": int(high)}
+
+
+# Every argument `build` takes, with what turns its text (from the command
+# line; a config file may give typed values) into the option's value.
+_BUILD_ARGS: dict[str, Callable[[Any], Any]] = {
+    "name": str,
+    "signature": str,
+    "input_specs": _spec_list,
+    "output_specs": _spec_list,
+    "max_request_bytes": int,
+    "max_batch_size": int,
+    "batch_timeout_ms": float,
+    "workers": int,
+    "inline_max_us": float,
+    "debug": _flag,
+    "num_replicas": _replicas,
+    "autoscaling_config": _mapping,
+    "ray_actor_options": _mapping,
+    "max_ongoing_requests": int,
+    "health_check_period_s": float,
+    "health_check_timeout_s": float,
+    "gateway": _flag,
+    "lost_after_s": float,
+    "gateway_options": _mapping,
+}
+
+
+def build(args: Mapping[str, Any]) -> Any:
+    """The application builder of Ray Serve's tooling: the arguments of
+    ``deployment`` by name, as text (``serve run``) or typed (a config
+    file's ``args``). ``model`` is required; ``autoscale=MIN:MAX`` is short
+    for ``autoscaling_config``; several specs are separated by ``;``.
+
+    Example::
+
+        serve run tf_graphpipe.ray_serve:build model=/models/resnet num_replicas=2 max_batch_size=32
+
+    or, in a Serve config file::
+
+        applications:
+          - name: resnet
+            route_prefix: /
+            import_path: tf_graphpipe.ray_serve:build
+            args: {model: /models/resnet, autoscale: "1:4"}
+
+    Raises:
+        ValueError: ``model`` missing, an unknown argument, or a value
+            that does not parse.
+    """
+    options = dict(args)
+    if "model" not in options:
+        raise ValueError("tf_graphpipe.ray_serve:build needs model=... (what tf-graphpipe serve takes)")
+    model = options.pop("model")
+    if "autoscale" in options:
+        options["autoscaling_config"] = parse_autoscale(options.pop("autoscale"))
+    unknown = sorted(set(options) - set(_BUILD_ARGS))
+    if unknown:
+        known = ", ".join(["model", "autoscale", *_BUILD_ARGS])
+        raise ValueError(f"unknown argument(s) {', '.join(unknown)}; known: {known}")
+    parsed = {}
+    for key, value in options.items():
+        try:
+            parsed[key] = _BUILD_ARGS[key](value)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"argument {key}={value!r}: {exc}") from exc
+    return deployment(model, **parsed)
+
+
+# ---- run: deploy onto a running cluster (tf-graphpipe serve --ray) ------------------
+
+
+@dataclass
+class RayApplication:
+    """An application deployed by ``run``.
+
+    Attributes:
+        url: the model's URL on Ray Serve's proxy (GraphPipe; v2 under
+            ``url + "/v2/models/NAME"``).
+        name: the application's name in Ray Serve.
+    """
+
+    url: str
+    name: str
+
+    def close(self) -> None:
+        """Deletes the application (Serve and its proxy keep running) and
+        disconnects from the cluster."""
+        import ray
+
+        serve = _serve()
+        try:
+            serve.delete(self.name)
+        finally:
+            ray.shutdown()
+
+    def __enter__(self) -> RayApplication:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def run(
+    model: Any,
+    address: str,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    app_name: str = "tf-graphpipe",
+    route_prefix: str = "/",
+    **options: Any,
+) -> RayApplication:
+    """Deploys ``deployment(model, **options)`` onto the Ray cluster at
+    ``address`` and waits until every replica is ready.
+
+    Args:
+        address: the cluster (``"auto"``, ``HOST:PORT`` of its GCS, or a
+            ``ray://`` client address).
+        host, port: where Ray Serve's HTTP proxy listens, if Serve is not
+            running on the cluster yet (else its own); port 0 picks one
+            free on this machine (for a cluster whose head is this machine).
+        app_name, route_prefix: the application's name and URL prefix.
+        options: ``deployment``'s.
+
+    Returns:
+        A ``RayApplication`` with the proxy URL; ``close()`` deletes it.
+    """
+    serve = _serve()
+    import ray
+
+    application = deployment(model, **options)
+    if port == 0:
+        with socket.socket() as probe:
+            probe.bind((host, 0))
+            port = probe.getsockname()[1]
+    ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
+    try:
+        serve.start(http_options={"host": host, "port": port}, proxy_location="HeadOnly")
+        serve.run(application, name=app_name, route_prefix=route_prefix)
+        root = _root_url() or f"http://{host}:{port}"
+    except BaseException:
+        ray.shutdown()
+        raise
+    return RayApplication(root.rstrip("/") + (route_prefix if route_prefix != "/" else ""), app_name)
+
+
+def _root_url() -> str | None:
+    """The proxy's URL as Serve was started (perhaps not by us)."""
+    try:
+        from ray.serve.context import _get_global_client
+
+        client = _get_global_client()
+        return str(client.root_url) if client is not None and client.root_url else None
+    except Exception:  # noqa: BLE001 - a private API: fall back to what we asked for
+        return None
+
