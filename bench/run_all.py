@@ -50,6 +50,7 @@ BENCHES = [
     ("onnx", "bench_onnx.py", "ONNX models: serve vs ONNX Runtime in process, vs a Python callable"),
     ("ray", "bench_ray.py", "Ray Serve: vs a bare Ray Serve deployment through the same proxy; replica scaling"),
     ("repository", "bench_repository.py", "model repository: 10 models vs one alone, calls while a version loads"),
+    ("security", "bench_security.py", "production serving: TLS vs plain HTTP (seed), metrics on vs --no-metrics (1x4)"),
     ("memory", "bench_memory.py", "peak RSS growth during one seed call"),
 ]
 TIMEOUT_SECONDS = {"tiny": 600, "quick": 1200, "full": 3600}
