@@ -304,6 +304,9 @@ class HttpClient::Impl {
   // The blocking call: the same transfer, retries and errors as Start(),
   // on the calling thread, with no hand-off to the loop thread and back.
   Status CallHere(HttpRequest request, HttpResponse* response) {
+    if (request.not_before > Clock::now()) {  // a caller's backoff, holding no connection
+      std::this_thread::sleep_until(std::min(request.not_before, request.deadline));
+    }
     CURL* easy = TakeBlockingEasy();
     if (easy == nullptr) return Status(Code::kInternal, "curl_easy_init failed");
     Transfer t;
@@ -363,6 +366,11 @@ class HttpClient::Impl {
     const auto now = Clock::now();
     if (now >= t->request.deadline) {
       Complete(std::move(t), DeadlinePassed(*t));
+      return;
+    }
+    if (t->request.not_before > now) {  // a caller's backoff: wait with the retries
+      t->not_before = t->request.not_before;
+      waiting_.push_back(std::move(t));
       return;
     }
     CURL* easy = TakeEasy();
