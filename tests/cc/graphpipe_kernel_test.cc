@@ -42,6 +42,8 @@ class ScriptedCallOp : public GraphPipeCallOp {
 };
 REGISTER_KERNEL_BUILDER(Name("GraphPipeCall").Device(tf::DEVICE_CPU).Label("scripted"),
                         ScriptedCallOp);
+REGISTER_KERNEL_BUILDER(Name("GraphPipeCallWithStatus").Device(tf::DEVICE_CPU).Label("scripted"),
+                        ScriptedCallOp);
 
 std::string GraphPipeAnswer(const std::vector<float>& values) {
   TensorView view;
@@ -55,6 +57,7 @@ std::string GraphPipeAnswer(const std::vector<float>& values) {
 }
 
 struct Node {
+  std::string op = "GraphPipeCall";
   std::string protocol = "graphpipe";
   std::vector<tf::PartialTensorShape> output_shapes;
   std::vector<std::string> input_names;
@@ -75,7 +78,7 @@ class KernelTest : public ::testing::Test {
   absl::Status Build(const Node& node) {
     tf::NodeDef def;
     TF_RETURN_IF_ERROR(
-        tf::NodeDefBuilder("call", "GraphPipeCall")
+        tf::NodeDefBuilder("call", node.op)
             .Input(tf::NodeDefBuilder::NodeOut("endpoint", 0, tf::DT_RESOURCE))
             .Input(std::vector<tf::NodeDefBuilder::NodeOut>{{"x", 0, tf::DT_FLOAT}})
             .Attr("Tout", tf::DataTypeVector{tf::DT_FLOAT})
@@ -94,22 +97,34 @@ class KernelTest : public ::testing::Test {
 
   // Runs the kernel once on `url` and `x`; its status, and its output in `out`.
   absl::Status Run(const std::string& url, const std::vector<float>& x, tf::Tensor* out) {
+    std::vector<tf::Tensor> outputs;
+    absl::Status status = RunAll(url, x, &outputs);
+    if (status.ok()) *out = outputs[0];
+    return status;
+  }
+
+  // Runs the kernel once; its status, and every output when it succeeded.
+  absl::Status RunAll(const std::string& url, const std::vector<float>& x,
+                      std::vector<tf::Tensor>* outputs) {
     tf::Tensor endpoint(tf::DT_RESOURCE, tf::TensorShape({}));
     endpoint.scalar<tf::ResourceHandle>()() = MakeEndpointHandle(device_->name(), url);
     tf::Tensor input(tf::DT_FLOAT, tf::TensorShape({static_cast<int64_t>(x.size())}));
     std::memcpy(input.data(), x.data(), x.size() * sizeof(float));
     std::vector<tf::TensorValue> inputs = {tf::TensorValue(&endpoint), tf::TensorValue(&input)};
-    std::vector<tf::AllocatorAttributes> output_attrs(1);
+    const int num_outputs = kernel_->num_outputs();
+    std::vector<tf::AllocatorAttributes> output_attrs(num_outputs);
     tf::OpKernelContext::Params params;
     params.device = device_.get();
     params.op_kernel = kernel_.get();
     params.inputs = inputs;
     params.output_attr_array = output_attrs.data();
-    tf::OpKernelContext ctx(&params, 1);
+    tf::OpKernelContext ctx(&params, num_outputs);
     absl::Notification finished;
     kernel_->AsAsync()->ComputeAsync(&ctx, [&finished] { finished.Notify(); });
     finished.WaitForNotification();
-    if (ctx.status().ok()) *out = *ctx.mutable_output(0);
+    if (ctx.status().ok()) {
+      for (int i = 0; i < num_outputs; ++i) outputs->push_back(*ctx.mutable_output(i));
+    }
     return ctx.status();
   }
 
@@ -199,6 +214,49 @@ TEST_F(KernelTest, V2OnlyProtocolRefusesAGraphPipeUrlWithoutSending) {
   absl::Status status = Run("http://127.0.0.1:9/", {1.0f}, &out);
   EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_TRUE(transport_.sent().empty());
+}
+
+TEST_F(KernelTest, WithStatusReportsAFailedCallAsZerosAndItsStatus) {
+  Node node;
+  node.op = "GraphPipeCallWithStatus";
+  node.output_shapes = {tf::PartialTensorShape({2, -1})};
+  ASSERT_TRUE(Build(node).ok());
+  transport_.Answer(0, "", {}, Status(Code::kUnavailable, "cannot reach it"));
+  std::vector<tf::Tensor> outputs;
+  ASSERT_TRUE(RunAll("http://127.0.0.1:9/", {1.0f}, &outputs).ok());
+  ASSERT_EQ(outputs.size(), 3u);
+  EXPECT_EQ(outputs[0].shape(), tf::TensorShape({2, 0}));  // unknown dims are 0
+  EXPECT_EQ(outputs[1].scalar<int32_t>()(), static_cast<int32_t>(Code::kUnavailable));
+  EXPECT_NE(std::string(outputs[2].scalar<tf::tstring>()()).find("cannot reach it"),
+            std::string::npos);
+}
+
+TEST_F(KernelTest, WithStatusReportsAMismatchedAnswerAsZerosOfTheDeclaredShape) {
+  Node node;
+  node.op = "GraphPipeCallWithStatus";
+  node.output_shapes = {tf::PartialTensorShape({2})};
+  ASSERT_TRUE(Build(node).ok());
+  transport_.Answer(200, GraphPipeAnswer({3.0f, 4.0f, 5.0f}));
+  std::vector<tf::Tensor> outputs;
+  ASSERT_TRUE(RunAll("http://127.0.0.1:9/", {1.0f}, &outputs).ok());
+  ASSERT_EQ(outputs[0].NumElements(), 2);
+  EXPECT_EQ(outputs[0].flat<float>()(0), 0.0f);
+  EXPECT_EQ(outputs[0].flat<float>()(1), 0.0f);
+  EXPECT_EQ(outputs[1].scalar<int32_t>()(), static_cast<int32_t>(Code::kInvalidArgument));
+  EXPECT_NE(std::string(outputs[2].scalar<tf::tstring>()()).find("expected shape [2], got [3]"),
+            std::string::npos);
+}
+
+TEST_F(KernelTest, WithStatusPassesAGoodAnswerWithCodeZero) {
+  Node node;
+  node.op = "GraphPipeCallWithStatus";
+  ASSERT_TRUE(Build(node).ok());
+  transport_.Answer(200, GraphPipeAnswer({3.0f, 4.0f}));
+  std::vector<tf::Tensor> outputs;
+  ASSERT_TRUE(RunAll("http://127.0.0.1:9/", {1.0f}, &outputs).ok());
+  EXPECT_EQ(outputs[0].flat<float>()(1), 4.0f);
+  EXPECT_EQ(outputs[1].scalar<int32_t>()(), 0);
+  EXPECT_EQ(outputs[2].scalar<tf::tstring>()(), "");
 }
 
 }  // namespace
