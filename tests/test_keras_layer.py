@@ -192,3 +192,46 @@ def test_loading_without_import_names_the_missing_op(server, tmp_path):
     )
     assert result.returncode != 0
     assert "Op type not registered 'GraphPipeCall'" in result.stderr
+
+
+def status_model(url: str) -> keras.Model:
+    """Raw -> remote features, with the call's status as two more outputs."""
+    inputs = keras.Input((4,), name="raw", batch_size=2)
+    features, code, message = tf_graphpipe.GraphPipeLayer(
+        url, output_dtypes=["float32"], output_shapes=[[2, 8]], on_error="status", retries=0,
+        name="remote")(inputs)
+    return keras.Model(inputs, [features, code, message])
+
+
+def test_layer_with_status_reports_failures_instead_of_raising(server):
+    model = status_model(server.url)
+    x, _ = data(2)
+    features, code, message = model(x)
+    np.testing.assert_allclose(features.numpy(), feature_extractor(0.5)(x).numpy(), rtol=1e-6)
+    assert int(code) == 0 and message.numpy() == b""
+    model.get_layer("remote").repoint(f"http://127.0.0.1:{free_port()}/")
+    features, code, message = model(x)
+    assert int(code) == tf.errors.UNAVAILABLE and b"cannot reach" in message.numpy()
+    np.testing.assert_array_equal(features.numpy(), np.zeros((2, 8)))
+    layer = tf_graphpipe.GraphPipeLayer.from_config(model.get_layer("remote").get_config())
+    assert layer.on_error == "status"
+
+
+def test_layer_with_status_reports_failures_after_export_and_fresh_reload(server, tmp_path):
+    model = status_model(server.url)
+    x, _ = data(2)
+    np.save(tmp_path / "x.npy", x)
+    model.export(tmp_path / "exported", verbose=False)
+    out = run_fresh(f"""
+        import numpy as np, tensorflow as tf
+        import tf_graphpipe
+        loaded = tf.saved_model.load({str(tmp_path / "exported")!r})
+        x = np.load({str(tmp_path / "x.npy")!r})
+        _, code, _ = loaded.serve(x)
+        tf_graphpipe.repoint(loaded, "http://127.0.0.1:{free_port()}/", old={server.url!r})
+        features, dead_code, message = loaded.serve(x)
+        print(int(code), int(dead_code), float(np.abs(features.numpy()).sum()), message.numpy().decode())
+    """)
+    code, dead_code, total, message = out.strip().split(" ", 3)
+    assert (code, dead_code, total) == ("0", str(tf.errors.UNAVAILABLE), "0.0")
+    assert "cannot reach" in message

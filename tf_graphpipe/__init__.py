@@ -25,7 +25,7 @@ from tf_graphpipe.errors import (
     TransportError,
 )
 from tf_graphpipe.layers import GraphPipeLayer
-from tf_graphpipe.ops import remote_call
+from tf_graphpipe.ops import RemoteCallResult, remote_call
 from tf_graphpipe.url_variables import make_url_variable, repoint
 
 if TYPE_CHECKING:
@@ -48,6 +48,7 @@ __all__ = [
     "GraphPipeError",
     "GraphPipeLayer",
     "ProtocolError",
+    "RemoteCallResult",
     "RemoteError",
     "ServerUnavailable",
     "TransportError",

@@ -12,7 +12,7 @@ import tensorflow as tf
 from tf_graphpipe import errors, protocols
 from tf_graphpipe.client import Client
 from tf_graphpipe.credentials import CallCredentials
-from tf_graphpipe.ops import remote_call
+from tf_graphpipe.ops import ON_ERROR_CHOICES, remote_call
 from tf_graphpipe.url_variables import make_url_variable
 
 __all__ = ["GraphPipeLayer"]
@@ -52,10 +52,19 @@ class GraphPipeLayer(keras.layers.Layer):  # type: ignore[misc]  # Keras ships n
             ``.keras`` file or exported SavedModel keeps the name, never the
             token.
         headers: non-secret headers sent on every call (saved with the layer).
+        on_error: ``"raise"`` (default): a failed call fails the step.
+            ``"status"``: it never does (see ``remote_call``); the layer then
+            returns ``(outputs, status_code, status_message)``: ``outputs``
+            as in raise mode (zeros of the declared shape after a failure),
+            a scalar ``int32`` canonical code (0 = OK) and a scalar string
+            message, for the whole batch.
         **kwargs: ``keras.layers.Layer`` arguments (``name``...).
 
     Called on one tensor, a list of tensors, or a dict name -> tensor; returns
-    one tensor for one output, else a list.
+    one tensor for one output, else a list (wrapped with the status when
+    ``on_error="status"``). The status is one scalar per call, not per row:
+    call such a model directly or export it (``model(x)``, ``model.export``),
+    since ``predict`` concatenates outputs along a batch dimension.
 
     Raises:
         ValueError: at build time, when metadata is needed and the server at
@@ -90,6 +99,7 @@ class GraphPipeLayer(keras.layers.Layer):  # type: ignore[misc]  # Keras ships n
         auth_token_env: str | None = None,
         auth_token_file: str | None = None,
         headers: dict[str, str] | None = None,
+        on_error: str = "raise",
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("trainable", False)
@@ -110,6 +120,9 @@ class GraphPipeLayer(keras.layers.Layer):  # type: ignore[misc]  # Keras ships n
                     f"output_shapes has {len(self.output_shapes)} entries but output_dtypes has "
                     f"{len(self.output_dtypes)}"
                 )
+        if on_error not in ON_ERROR_CHOICES:
+            raise ValueError(f"on_error must be 'raise' or 'status', got {on_error!r}")
+        self.on_error = on_error
         self.timeout = timeout
         self.retries = retries
         self.config = config
@@ -142,12 +155,10 @@ class GraphPipeLayer(keras.layers.Layer):  # type: ignore[misc]  # Keras ships n
         self._discover_outputs()
         self.built = True
 
-    def call(self, inputs: Any) -> tf.Tensor | list[tf.Tensor]:
+    def call(self, inputs: Any) -> Any:
         output_dtypes, output_shapes = self._discover_outputs()
         tensors, names = self._flatten_inputs(inputs)
-        outputs = remote_call(
-            self.url_variable,
-            tensors,
+        options: dict[str, Any] = dict(
             output_dtypes=output_dtypes,
             output_shapes=output_shapes,
             input_names=names,
@@ -159,7 +170,10 @@ class GraphPipeLayer(keras.layers.Layer):  # type: ignore[misc]  # Keras ships n
             binary=self.binary,
             **self._credential_options(),
         )
-        return outputs[0] if len(outputs) == 1 else list(outputs)
+        if self.on_error == "status":
+            result = remote_call(self.url_variable, tensors, on_error="status", **options)
+            return _one_or_list(result.outputs), result.status_code, result.status_message
+        return _one_or_list(remote_call(self.url_variable, tensors, **options))
 
     def compute_output_spec(self, inputs: Any) -> Any:
         output_dtypes, _ = self._discover_outputs()
@@ -167,12 +181,17 @@ class GraphPipeLayer(keras.layers.Layer):  # type: ignore[misc]  # Keras ships n
             keras.KerasTensor(self._output_shape(i), dtype=dtype)
             for i, dtype in enumerate(output_dtypes)
         ]
-        return specs[0] if len(specs) == 1 else specs
+        if self.on_error == "status":
+            return (_one_or_list(specs), keras.KerasTensor((), dtype="int32"),
+                    keras.KerasTensor((), dtype="string"))
+        return _one_or_list(specs)
 
     def compute_output_shape(self, input_shape: Any) -> Any:
         output_dtypes, _ = self._discover_outputs()
         shapes = [self._output_shape(i) for i in range(len(output_dtypes))]
-        return shapes[0] if len(shapes) == 1 else shapes
+        if self.on_error == "status":
+            return _one_or_list(shapes), (), ()
+        return _one_or_list(shapes)
 
     def get_config(self) -> dict[str, Any]:
         config: dict[str, Any] = super().get_config()
@@ -187,6 +206,7 @@ class GraphPipeLayer(keras.layers.Layer):  # type: ignore[misc]  # Keras ships n
             config=self.config,
             protocol=self.protocol,
             binary=self.binary,
+            on_error=self.on_error,
             **self._credential_options(),
         )
         config.pop("trainable", None)
@@ -249,3 +269,8 @@ class GraphPipeLayer(keras.layers.Layer):  # type: ignore[misc]  # Keras ships n
         if self.output_shapes is None:
             self.output_shapes = [[None if d < 0 else int(d) for d in o["shape"]] for o in outputs]
         return self.output_dtypes, self.output_shapes
+
+
+def _one_or_list(items: list[Any]) -> Any:
+    """What the layer returns for its outputs: one alone, several as a list."""
+    return items[0] if len(items) == 1 else list(items)

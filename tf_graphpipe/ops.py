@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal, NamedTuple, overload
 
 import tensorflow as tf
 from tensorflow.python.framework import auto_control_deps_utils
@@ -14,7 +14,7 @@ from tensorflow.python.ops import resource_variable_ops
 from tf_graphpipe import _loader, dtypes, protocols
 from tf_graphpipe.credentials import CallCredentials
 
-__all__ = ["remote_call"]
+__all__ = ["RemoteCallResult", "remote_call"]
 
 _ops = _loader.load_ops()
 
@@ -27,12 +27,37 @@ _ops = _loader.load_ops()
 # while an assignment to the variable (a re-point) stays ordered against them.
 # tests/test_remote_op.py::test_fan_out_* fails without this line.
 auto_control_deps_utils.register_read_only_resource_op("GraphPipeCall")
+auto_control_deps_utils.register_read_only_resource_op("GraphPipeCallWithStatus")
 
 # No gradient flows through a remote model: the tape treats its outputs as
 # constants (stop_gradient semantics), so a local head on a remote feature
 # extractor trains normally while the remote part stays fixed.
 tf.no_gradient("GraphPipeCall")
+tf.no_gradient("GraphPipeCallWithStatus")
 tf.no_gradient("GraphPipeEndpoint")
+
+
+ON_ERROR_CHOICES = ("raise", "status")
+
+
+class RemoteCallResult(NamedTuple):
+    """What ``remote_call(..., on_error="status")`` returns.
+
+    Attributes:
+        outputs: one tensor per output. After a failure, zeros (empty strings)
+            of the declared shape; a dim declared ``None`` is 0 and an output
+            of unknown rank is a 1-D tensor of length 0, so a failed output is
+            empty unless its shape is fully declared.
+        status_code: scalar ``tf.int32``, the canonical code (0 OK, 3
+            INVALID_ARGUMENT, 4 DEADLINE_EXCEEDED, 13 INTERNAL, 14
+            UNAVAILABLE, 15 DATA_LOSS...; the numbers of ``tf.errors``).
+        status_message: scalar ``tf.string``, empty on success, else the
+            message the error would have carried (the server's text included).
+    """
+
+    outputs: list[tf.Tensor]
+    status_code: tf.Tensor
+    status_message: tf.Tensor
 
 
 def _wire_dtype(value: Any, what: str, protocol: str) -> tf.DType:
@@ -94,6 +119,7 @@ def _endpoint(url: str | tf.Tensor | tf.Variable) -> tf.Tensor:
     return _ops.graph_pipe_endpoint(url)
 
 
+@overload
 def remote_call(
     url: str | tf.Tensor | tf.Variable,
     inputs: Sequence[Any],
@@ -113,7 +139,55 @@ def remote_call(
     auth_token_env: str | None = None,
     auth_token_file: str | os.PathLike[str] | None = None,
     headers: Mapping[str, str] | None = None,
-) -> list[tf.Tensor]:
+    on_error: Literal["raise"] = "raise",
+) -> list[tf.Tensor]: ...
+
+
+@overload
+def remote_call(
+    url: str | tf.Tensor | tf.Variable,
+    inputs: Sequence[Any],
+    *,
+    output_dtypes: Sequence[Any],
+    output_shapes: Sequence[Any] | None = None,
+    input_names: Sequence[str] | None = None,
+    output_names: Sequence[str] | None = None,
+    config: str = "",
+    timeout: float | None = 30.0,
+    retries: int = 2,
+    protocol: str | None = None,
+    binary: bool = True,
+    ca_file: str | os.PathLike[str] | None = None,
+    client_cert: str | os.PathLike[str] | None = None,
+    client_key: str | os.PathLike[str] | None = None,
+    auth_token_env: str | None = None,
+    auth_token_file: str | os.PathLike[str] | None = None,
+    headers: Mapping[str, str] | None = None,
+    on_error: Literal["status"],
+) -> RemoteCallResult: ...
+
+
+def remote_call(
+    url: str | tf.Tensor | tf.Variable,
+    inputs: Sequence[Any],
+    *,
+    output_dtypes: Sequence[Any],
+    output_shapes: Sequence[Any] | None = None,
+    input_names: Sequence[str] | None = None,
+    output_names: Sequence[str] | None = None,
+    config: str = "",
+    timeout: float | None = 30.0,
+    retries: int = 2,
+    protocol: str | None = None,
+    binary: bool = True,
+    ca_file: str | os.PathLike[str] | None = None,
+    client_cert: str | os.PathLike[str] | None = None,
+    client_key: str | os.PathLike[str] | None = None,
+    auth_token_env: str | None = None,
+    auth_token_file: str | os.PathLike[str] | None = None,
+    headers: Mapping[str, str] | None = None,
+    on_error: str = "raise",
+) -> list[tf.Tensor] | RemoteCallResult:
     """Calls the model at ``url`` from inside a TensorFlow graph.
 
     Speaks GraphPipe, or the Open Inference Protocol ("KServe v2": Triton,
@@ -152,13 +226,26 @@ def remote_call(
             or file holding the bearer token: the graph (and a SavedModel of
             it) keeps the name; the token is read at every call.
         headers: non-secret headers sent on every call (kept in the graph).
+        on_error: ``"raise"`` (default): a failed call fails the step with
+            the errors below. ``"status"``: it never does; the call returns
+            a ``RemoteCallResult`` whose status says what failed, for a step
+            that goes on without the remote model (TensorFlow Serving's
+            RemotePredict does the same). Every failure of the call itself
+            is reported so: transport (refused, deadline), the server's
+            refusal (4xx, 5xx), an answer that differs from the declared
+            outputs, a malformed answer. Mistakes in the arguments are
+            still raised here, before any graph runs (a dtype with no wire
+            type, a bad ``url``...), and a call the step itself cancels
+            still ends the step.
 
     Every call sends a new W3C ``traceparent``.
 
     Returns:
-        A list of tensors, one per output.
+        A list of tensors, one per output; with ``on_error="status"``, a
+        ``RemoteCallResult(outputs, status_code, status_message)``.
 
-    Raises (as ``tf.errors``, eagerly or when the graph runs):
+    Raises (as ``tf.errors``, eagerly or when the graph runs; with
+    ``on_error="status"`` these become the status instead):
         UnavailableError: refused, reset, unresolvable, or HTTP 503.
         DeadlineExceededError: no answer within ``timeout``.
         InvalidArgumentError: the server refused the call (error response,
@@ -182,7 +269,15 @@ def remote_call(
         y = tf_graphpipe.remote_call(
             "http://127.0.0.1:8000/v2/models/resnet", [images],
             output_dtypes=[tf.float32])[0]
+
+        # Go on without the remote features when the server fails.
+        (features,), code, message = tf_graphpipe.remote_call(
+            "http://127.0.0.1:9000", [images], output_dtypes=[tf.float32],
+            output_shapes=[[8, 512]], on_error="status")
+        features = tf.where(code == 0, features, fallback_features)
     """
+    if on_error not in ON_ERROR_CHOICES:
+        raise ValueError(f"on_error must be 'raise' or 'status', got {on_error!r}")
     op_protocol, check = _op_protocol(url, protocol)
     if check == dtypes.V2 and config:
         raise ValueError("config is a GraphPipe feature; the v2 protocol has none")
@@ -202,7 +297,8 @@ def remote_call(
     credentials = CallCredentials.of(auth_token_env=auth_token_env, auth_token_file=auth_token_file,
                                      headers=headers, ca_file=ca_file, client_cert=client_cert,
                                      client_key=client_key)
-    outputs: list[Any] = _ops.graph_pipe_call(
+    call = _ops.graph_pipe_call_with_status if on_error == "status" else _ops.graph_pipe_call
+    result: Any = call(
         endpoint=_endpoint(url),
         inputs=tensors,
         Tout=out_types,
@@ -221,4 +317,7 @@ def remote_call(
         client_cert=credentials.client_cert or "",
         client_key=credentials.client_key or "",
     )
+    if on_error == "status":
+        return RemoteCallResult(list(result.outputs), result.status_code, result.status_message)
+    outputs: list[tf.Tensor] = result
     return outputs

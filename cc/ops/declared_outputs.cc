@@ -48,4 +48,11 @@ absl::Status DeclaredOutputs::Check(const std::string& url, const std::vector<Te
   return absl::OkStatus();
 }
 
+tf::TensorShape DeclaredOutputs::FailureShape(size_t i) const {
+  if (shapes_.empty() || shapes_[i].unknown_rank()) return tf::TensorShape({0});
+  tf::TensorShape shape;
+  for (int64_t dim : shapes_[i].dim_sizes()) shape.AddDim(dim < 0 ? 0 : dim);
+  return shape;
+}
+
 }  // namespace tf_graphpipe

@@ -35,7 +35,13 @@ class DeclaredOutputs {
   absl::Status Check(const std::string& url, const std::vector<TensorView>& outputs,
                      std::vector<tensorflow::TensorShape>* shapes) const;
 
+  // The shape of output `i` when a call fails softly (its outputs are then
+  // zeros): the declared shape with every unknown dim 0, or [0] when the
+  // rank is unknown, so the output is empty unless it is fully known.
+  tensorflow::TensorShape FailureShape(size_t i) const;
+
   size_t size() const { return types_.size(); }
+  tensorflow::DataType type(size_t i) const { return types_[i]; }
 
  private:
   tensorflow::DataTypeVector types_;

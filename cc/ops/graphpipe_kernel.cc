@@ -1,12 +1,14 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "cc/ops/graphpipe_kernel.h"
 
+#include <cstring>
 #include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "cc/core/http_client.h"
+#include "cc/ops/answer_tensors.h"
 #include "cc/ops/endpoint.h"
 #include "cc/ops/tf_status.h"
 #include "cc/ops/tf_tensor_views.h"
@@ -63,7 +65,9 @@ absl::Status InputViews(tf::OpKernelContext* ctx, std::vector<TensorView>* views
 }  // namespace
 
 GraphPipeCallOp::GraphPipeCallOp(tf::OpKernelConstruction* ctx, HttpTransport* transport)
-    : AsyncOpKernel(ctx), transport_(transport) {
+    : AsyncOpKernel(ctx),
+      transport_(transport),
+      reports_status_(ctx->def().op() == "GraphPipeCallWithStatus") {
   auto options = std::make_shared<CallOptions>();
   OP_REQUIRES_OK(ctx, ReadCallOptions(ctx, options.get(), &timeout_seconds_));
   OP_REQUIRES_OK(ctx, ReadDeclaredOutputs(ctx, &declared_));
@@ -75,9 +79,14 @@ GraphPipeCallOp::GraphPipeCallOp(tf::OpKernelConstruction* ctx) : GraphPipeCallO
 
 void GraphPipeCallOp::ComputeAsync(tf::OpKernelContext* ctx, DoneCallback done) {
   std::string url;
-  OP_REQUIRES_OK_ASYNC(ctx, ResolveUrl(ctx, 0, &url), done);
   std::vector<TensorView> inputs;
-  OP_REQUIRES_OK_ASYNC(ctx, InputViews(ctx, &inputs), done);
+  absl::Status ready = ResolveUrl(ctx, 0, &url);
+  if (ready.ok()) ready = InputViews(ctx, &inputs);
+  if (!ready.ok()) {
+    Finish(ctx, ready);
+    done();
+    return;
+  }
   auto call = std::make_shared<RemoteCall>(options_, std::move(url), std::move(inputs),
                                            DeadlineAfter(timeout_seconds_));
   tf::thread::ThreadPool* workers = ctx->device()->tensorflow_cpu_worker_threads()->workers;
@@ -85,24 +94,68 @@ void GraphPipeCallOp::ComputeAsync(tf::OpKernelContext* ctx, DoneCallback done) 
   RemoteCall::Start(
       call, transport, [workers](std::function<void()> work) { workers->Schedule(std::move(work)); },
       [this, ctx, done = std::move(done), call](Status status) {
-        ctx->SetStatus(status.ok() ? FillOutputs(ctx, *call) : ToTfStatus(status));
+        Finish(ctx, status.ok() ? FillOutputs(ctx, call.get()) : ToTfStatus(status));
         done();
       });
 }
 
 // Returns the status instead of using OP_REQUIRES: TensorFlow forbids the
 // synchronous macros in an AsyncOpKernel.
-absl::Status GraphPipeCallOp::FillOutputs(tf::OpKernelContext* ctx, const RemoteCall& call) const {
+absl::Status GraphPipeCallOp::FillOutputs(tf::OpKernelContext* ctx, RemoteCall* call) const {
   std::vector<tf::TensorShape> shapes;
-  TF_RETURN_IF_ERROR(declared_->Check(call.request_url(), call.outputs(), &shapes));
+  const std::vector<TensorView>& views = call->outputs();
+  TF_RETURN_IF_ERROR(declared_->Check(call->request_url(), views, &shapes));
+  // The answer's bytes move out of the call and into the outputs that view
+  // them (answer_tensors.h): they outlive the call and later calls.
+  auto answer = std::make_shared<const AnswerBytes>(call->TakeAnswerBytes());
+  const std::vector<bool> viewed = ViewableOutputs(views, *answer);
+  int64_t copied = 0;
   for (size_t i = 0; i < shapes.size(); ++i) {
+    const int index = static_cast<int>(i);
+    if (viewed[i]) {
+      ctx->set_output(index, TensorOverAnswer(answer, views[i], ctx->expected_output_dtype(index),
+                                              shapes[i]));
+      continue;
+    }
     tf::Tensor* output = nullptr;
-    TF_RETURN_IF_ERROR(ctx->allocate_output(static_cast<int>(i), shapes[i], &output));
-    CopyViewToTensor(call.outputs()[i], output);
+    TF_RETURN_IF_ERROR(ctx->allocate_output(index, shapes[i], &output));
+    CopyViewToTensor(views[i], output);
+    ++copied;
   }
+  NoteFilledOutputs(*answer, static_cast<int64_t>(shapes.size()) - copied, copied);
+  return absl::OkStatus();
+}
+
+void GraphPipeCallOp::Finish(tf::OpKernelContext* ctx, const absl::Status& status) const {
+  ctx->SetStatus(reports_status_ ? ReportStatus(ctx, status) : status);
+}
+
+// The answer's outputs are already set when `status` is OK; otherwise none
+// is (FillOutputs checks the answer before allocating any), and they become
+// zeros of FailureShape. Only a failure to allocate fails the step.
+absl::Status GraphPipeCallOp::ReportStatus(tf::OpKernelContext* ctx,
+                                           const absl::Status& status) const {
+  const int data_outputs = static_cast<int>(declared_->size());
+  if (!status.ok()) {
+    for (int i = 0; i < data_outputs; ++i) {
+      tf::Tensor* output = nullptr;
+      TF_RETURN_IF_ERROR(ctx->allocate_output(i, declared_->FailureShape(i), &output));
+      // tstrings are constructed empty; every other type's zero is all zero bytes.
+      if (declared_->type(i) != tf::DT_STRING && output->NumElements() > 0) {
+        std::memset(output->data(), 0, output->TotalBytes());
+      }
+    }
+  }
+  tf::Tensor* code = nullptr;
+  TF_RETURN_IF_ERROR(ctx->allocate_output(data_outputs, tf::TensorShape({}), &code));
+  code->scalar<int32_t>()() = static_cast<int32_t>(status.code());
+  tf::Tensor* message = nullptr;
+  TF_RETURN_IF_ERROR(ctx->allocate_output(data_outputs + 1, tf::TensorShape({}), &message));
+  message->scalar<tf::tstring>()() = std::string(status.message());
   return absl::OkStatus();
 }
 
 REGISTER_KERNEL_BUILDER(Name("GraphPipeCall").Device(tf::DEVICE_CPU), GraphPipeCallOp);
+REGISTER_KERNEL_BUILDER(Name("GraphPipeCallWithStatus").Device(tf::DEVICE_CPU), GraphPipeCallOp);
 
 }  // namespace tf_graphpipe
