@@ -19,7 +19,7 @@ import contextvars
 import time
 from collections.abc import Iterator
 
-__all__ = ["HEADER", "current", "from_microseconds", "parse_header", "remaining", "use"]
+__all__ = ["HEADER", "current", "enter", "from_microseconds", "leave", "parse_header", "remaining", "use"]
 
 HEADER = "GraphPipe-Timeout"
 # More than this many digits is not a deadline anyone waits for (11 days).
@@ -45,14 +45,25 @@ def use(deadline: float | None) -> Iterator[float | None]:
     """Runs a block within ``deadline`` (a ``time.monotonic()`` instant; None:
     the enclosing one, if any): ``Client`` calls made in it wait at most until
     then. A deadline later than the enclosing one does not extend it."""
+    token = enter(deadline)
+    try:
+        yield _current.get()
+    finally:
+        leave(token)
+
+
+def enter(deadline: float | None) -> contextvars.Token[float | None]:
+    """``use`` without a generator, for the server's per-call path: sets the
+    deadline (capped at the enclosing one); ``leave(token)`` restores it."""
     outer = _current.get()
     if deadline is None or (outer is not None and outer < deadline):
         deadline = outer
-    token = _current.set(deadline)
-    try:
-        yield deadline
-    finally:
-        _current.reset(token)
+    return _current.set(deadline)
+
+
+def leave(token: contextvars.Token[float | None]) -> None:
+    """Restores the deadline ``enter`` replaced."""
+    _current.reset(token)
 
 
 def from_microseconds(timeout_us: int | None, start: float) -> float | None:

@@ -134,8 +134,11 @@ class ModelRunner:
                 if late is not None:
                     raise late
                 # The model's own Client calls wait at most what its caller still waits.
-                with deadlines.use(call.deadline):
+                token = deadlines.enter(call.deadline)
+                try:
                     results = self.model.run(call.inputs, call.config)
+                finally:
+                    deadlines.leave(token)
         except DeadlinePassed:
             raise
         except InputRejected as exc:  # the caller's mistake, found by the model itself
