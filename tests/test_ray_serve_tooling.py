@@ -77,15 +77,21 @@ applications:
         serve.delete("configured")
 
 
-def test_build_refuses_unknown_arguments_by_name() -> None:
+def test_build_refuses_unknown_arguments_by_name(tmp_path: Path) -> None:
     from tf_graphpipe.ray_serve import build
 
     with pytest.raises(ValueError, match="unknown argument.*replicas"):
         build({"model": "demo", "replicas": "2"})
-    with pytest.raises(ValueError, match="needs model="):
+    with pytest.raises(ValueError, match="needs model=.*or repository=DIR"):
         build({"num_replicas": "2"})
+    with pytest.raises(ValueError, match="needs model=.*one of them"):
+        build({"model": "demo", "repository": str(tmp_path)})
     with pytest.raises(ValueError, match="autoscale must be MIN:MAX"):
         build({"model": "demo", "autoscale": "4"})
+    with pytest.raises(ValueError, match="name, input_specs: with a repository, each model's config.json"):
+        build({"repository": str(tmp_path), "name": "m", "input_specs": "x:float32:-1"})
+    with pytest.raises(FileNotFoundError, match="is not a directory"):
+        build({"repository": str(tmp_path / "absent")})
 
 
 def test_cli_deploys_onto_the_cluster_prints_the_proxy_url_and_deletes_on_sigterm(

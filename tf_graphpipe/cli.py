@@ -317,18 +317,19 @@ def _serve_on_ray(args: argparse.Namespace, stop: threading.Event, previous: dic
 
     if args.replicas is not None and args.autoscale is not None:
         raise ValueError("give --replicas or --autoscale, not both")
-    if args.model_repository is not None:
-        raise ValueError("--model-repository is not served on Ray yet: deploy one application per model "
-                         "(docs/scaling.md)")
     if args.tls_cert or args.tls_client_ca or args.auth_token_file:
         raise ValueError("--tls-* and --auth-token-file are not applied on Ray: terminate TLS and check tokens in "
                          "front of Ray Serve's proxy (docs/scaling.md)")
+    per_model: dict[str, Any] = {"name": args.name, "signature": args.signature, "input_specs": args.input_spec,
+                                 "output_specs": args.output_spec}
+    if args.model_repository is not None:  # each model's config.json says these (checked)
+        per_model = {"repository": args.model_repository, "poll_seconds": args.poll_seconds}
     try:
         application = run(
-            args.model, args.ray, host=args.host, port=args.port, name=args.name, signature=args.signature,
+            args.model, args.ray, host=args.host, port=args.port, **per_model,
             max_request_bytes=args.max_request_bytes, max_batch_size=args.max_batch_size,
             batch_timeout_ms=args.batch_timeout_ms, debug=args.debug, workers=args.workers,
-            inline_max_us=args.inline_max_us, input_specs=args.input_spec, output_specs=args.output_spec,
+            inline_max_us=args.inline_max_us,
             onnx=SessionSettings(args.intra_op_threads, args.inter_op_threads, args.graph_optimization),
             num_replicas=args.replicas,
             autoscaling_config=parse_autoscale(args.autoscale) if args.autoscale else None,

@@ -7,9 +7,10 @@ answering GraphPipe and the Open Inference Protocol (KServe v2) exactly as
 An application is two deployments:
 
 * ``GraphPipeModel``: the replicas (``ray_serve_replica``). Each loads the
-  model and runs the server's own ASGI app, ``GraphPipeApp``: the same
-  routes, metadata, health, errors, size limit and dynamic batching (inside
-  each replica) as the server's own port.
+  model (or every model of a model repository, which it polls on its own)
+  and runs the server's own ASGI app, ``GraphPipeApp``: the same routes,
+  metadata, health, errors, size limit and dynamic batching (inside each
+  replica) as the server's own port.
 * ``GraphPipeGateway``: the HTTP ingress behind Ray's proxy
   (``ray_serve_gateway``), on the head node. It hands each call to a
   replica and answers a call whose replica died or went silent with 503
@@ -43,6 +44,7 @@ from typing import Any
 
 from tf_graphpipe.server.bodies import DEFAULT_MAX_REQUEST_BYTES
 from tf_graphpipe.server.inline import DEFAULT_INLINE_MAX_US
+from tf_graphpipe.server.repository import DEFAULT_POLL_SECONDS
 from tf_graphpipe.server.specs import IOSpec
 
 __all__ = ["DEFAULT_HEALTH_CHECK_PERIOD_S", "DEFAULT_HEALTH_CHECK_TIMEOUT_S", "RayApplication", "build",
@@ -73,8 +75,10 @@ def _serve() -> Any:
 
 
 def deployment(
-    model: Any,
+    model: Any = None,
     *,
+    repository: str | os.PathLike[str] | None = None,
+    poll_seconds: float = DEFAULT_POLL_SECONDS,
     name: str | None = None,
     signature: str = "serving_default",
     input_specs: Sequence[IOSpec | str] | None = None,
@@ -104,7 +108,17 @@ def deployment(
             ``"demo"``, or a Python callable (pickled to the replicas). A
             path must exist on every node where a replica may run; a
             relative path that exists here is made absolute.
-        name, signature, input_specs, output_specs, onnx: as ``serve()``.
+        repository: instead of ``model``, a model repository directory
+            (docs/model_repository.md) that every node where a replica may
+            run sees (a shared volume). Each replica serves all of it and
+            reads it again every ``poll_seconds``: the directory is what
+            every replica converges to; the v2 load/unload requests are
+            refused (docs/scaling.md).
+        poll_seconds: with ``repository``, how often each replica reads it
+            (0: only when the replica starts).
+        name, signature, input_specs, output_specs, onnx: as ``serve()``
+            (with a repository, each model's ``config.json`` sets the first
+            four).
         max_request_bytes, max_batch_size, batch_timeout_ms, workers,
             inline_max_us, debug: the server's options, applied by each
             replica (batching merges the calls one replica holds).
@@ -138,6 +152,21 @@ def deployment(
     from tf_graphpipe.ray_serve_gateway import DEFAULT_LOST_AFTER_S, Gateway
     from tf_graphpipe.ray_serve_replica import ModelReplica
 
+    if (model is None) == (repository is None):
+        raise ValueError("deployment() takes a model or repository=DIR (one of them)")
+    repository_options = None
+    if repository is not None:
+        given = [key for key, value in (("name", name), ("input_specs", input_specs),
+                                        ("output_specs", output_specs)) if value]
+        if signature != "serving_default":
+            given.append("signature")
+        if given:
+            raise ValueError(f"{', '.join(given)}: with a repository, each model's config.json sets these")
+        if poll_seconds < 0:
+            raise ValueError(f"poll_seconds must be >= 0 (0: only when a replica starts), got {poll_seconds}")
+        if not os.path.isdir(repository):
+            raise FileNotFoundError(f"model repository {os.fspath(repository)!r} is not a directory")
+        repository_options = {"root": os.path.abspath(repository), "poll_seconds": poll_seconds}
     if max_request_bytes < 1:
         raise ValueError(f"max_request_bytes must be >= 1, got {max_request_bytes}")
     if max_batch_size < 0:
@@ -172,7 +201,7 @@ def deployment(
         replica_options["ray_actor_options"] = dict(ray_actor_options)
     replica_class = ModelReplica if gateway else serve.ingress()(ModelReplica)
     replicas = serve.deployment(replica_class, name="GraphPipeModel", **replica_options)
-    bound = replicas.bind(_portable(model), load_options, app_options)
+    bound = replicas.bind(_portable(model), load_options, app_options, repository_options)
     if not gateway:
         return bound
     options: dict[str, Any] = {
@@ -238,6 +267,8 @@ def parse_autoscale(text: str) -> dict[str, int]:
 # Every argument `build` takes, with what turns its text (from the command
 # line; a config file may give typed values) into the option's value.
 _BUILD_ARGS: dict[str, Callable[[Any], Any]] = {
+    "repository": str,
+    "poll_seconds": float,
     "name": str,
     "signature": str,
     "input_specs": _spec_list,
@@ -263,8 +294,9 @@ _BUILD_ARGS: dict[str, Callable[[Any], Any]] = {
 def build(args: Mapping[str, Any]) -> Any:
     """The application builder of Ray Serve's tooling: the arguments of
     ``deployment`` by name, as text (``serve run``) or typed (a config
-    file's ``args``). ``model`` is required; ``autoscale=MIN:MAX`` is short
-    for ``autoscaling_config``; several specs are separated by ``;``.
+    file's ``args``). ``model`` or ``repository`` is required;
+    ``autoscale=MIN:MAX`` is short for ``autoscaling_config``; several specs
+    are separated by ``;``.
 
     Example::
 
@@ -279,13 +311,14 @@ def build(args: Mapping[str, Any]) -> Any:
             args: {model: /models/resnet, autoscale: "1:4"}
 
     Raises:
-        ValueError: ``model`` missing, an unknown argument, or a value
-            that does not parse.
+        ValueError: ``model`` and ``repository`` both missing (or both
+            given), an unknown argument, or a value that does not parse.
     """
     options = dict(args)
-    if "model" not in options:
-        raise ValueError("tf_graphpipe.ray_serve:build needs model=... (what tf-graphpipe serve takes)")
-    model = options.pop("model")
+    if ("model" in options) == ("repository" in options):
+        raise ValueError("tf_graphpipe.ray_serve:build needs model=... (what tf-graphpipe serve takes) "
+                         "or repository=DIR (a model repository), one of them")
+    model = options.pop("model", None)
     if "autoscale" in options:
         options["autoscaling_config"] = parse_autoscale(options.pop("autoscale"))
     unknown = sorted(set(options) - set(_BUILD_ARGS))
@@ -346,7 +379,8 @@ def run(
     **options: Any,
 ) -> RayApplication:
     """Deploys ``deployment(model, **options)`` onto the Ray cluster at
-    ``address`` and waits until every replica is ready.
+    ``address`` and waits until every replica is ready (``model`` None with
+    ``repository=DIR`` among the options).
 
     Args:
         address: the cluster (``"auto"``, ``HOST:PORT`` of its GCS, or a

@@ -29,7 +29,7 @@ from tf_graphpipe.server.app import GraphPipeApp, Receive, Scope, Send
 from tf_graphpipe.server.loading import load_model
 from tf_graphpipe.server.specs import IOSpec, parse_spec
 
-__all__ = ["HEARTBEAT_SECONDS", "Answer", "ModelReplica", "mounted_scope"]
+__all__ = ["HEARTBEAT_SECONDS", "Answer", "ModelReplica", "changes_refused", "mounted_scope"]
 
 log = logging.getLogger("tf_graphpipe.ray_serve")
 
@@ -62,27 +62,49 @@ def mounted_scope(scope: Scope) -> Scope:
 
 
 class ModelReplica:
-    """Loads ``model`` and serves it with ``GraphPipeApp``.
+    """Loads ``model`` (or a model repository) and serves it with ``GraphPipeApp``.
 
     Args:
-        model: what ``tf-graphpipe serve`` takes (see ``load_model``).
+        model: what ``tf-graphpipe serve`` takes (see ``load_model``); None
+            with ``repository``.
         load_options: ``name``, ``signature``, ``input_specs``,
-            ``output_specs`` (specs as ``"name:dtype:shape"`` strings).
+            ``output_specs`` (specs as ``"name:dtype:shape"`` strings),
+            ``onnx`` (ONNX Runtime's settings).
         app_options: what ``GraphPipeApp.for_model`` takes
             (``max_request_bytes``, ``max_batch_size``, ``batch_timeout_ms``,
             ``workers``, ``debug``, ``inline_max_us``).
+        repository: ``root`` and ``poll_seconds`` of a model repository this
+            replica serves instead of ``model``. Every replica reads the
+            directory on its own; the v2 load/unload requests are refused
+            (one would reach one replica), the directory is what they follow.
     """
 
-    def __init__(self, model: Any, load_options: dict[str, Any], app_options: dict[str, Any]) -> None:
+    def __init__(self, model: Any, load_options: dict[str, Any], app_options: dict[str, Any],
+                 repository: dict[str, Any] | None = None) -> None:
         options = dict(load_options)
+        # Not ``self.app``: Ray's ingress wrapper has a property of that name.
+        if repository is not None:
+            poll = repository["poll_seconds"]
+            self._graphpipe = GraphPipeApp.for_repository(
+                repository["root"], poll_seconds=poll, onnx=options.get("onnx"),
+                changes_refused=changes_refused(poll), **app_options)
+            log.info("replica serving model repository %s, polled every %s", repository["root"],
+                     f"{poll:g} s" if poll > 0 else "never")
+            return
         for key in ("input_specs", "output_specs"):
             if options.get(key) is not None:
                 options[key] = _specs(options[key])
         loaded = load_model(model, **options)
-        # Not ``self.app``: Ray's ingress wrapper has a property of that name.
         self._graphpipe = GraphPipeApp.for_model(loaded, **app_options)
         log.info("replica serving model %r (%d inputs, %d outputs)", loaded.name, len(loaded.inputs),
                  len(loaded.outputs))
+
+    def __del__(self) -> None:
+        """Ray Serve stops a replica: the repository's polling and the model
+        workers stop with it."""
+        graphpipe = getattr(self, "_graphpipe", None)
+        if graphpipe is not None:
+            graphpipe.close()
 
     def __serve_build_asgi_app__(self) -> Any:
         """The app Ray's proxy calls when there is no gateway."""
@@ -141,6 +163,14 @@ class ModelReplica:
 
         await self._graphpipe(scope, receive, send)
         return status, headers, parts
+
+
+def changes_refused(poll_seconds: float) -> str:
+    """Why a replica refuses the v2 repository load/unload requests."""
+    reads = (f"each reads it every {poll_seconds:g} s" if poll_seconds > 0
+             else "each reads it when it starts (poll_seconds=0)")
+    return ("on Ray Serve every replica serves the model repository on its own, and this request would change "
+            f"one of them: change the repository directory instead ({reads})")
 
 
 def _specs(specs: Sequence[IOSpec | str]) -> list[IOSpec]:

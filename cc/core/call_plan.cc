@@ -192,6 +192,9 @@ Status RemoteCall::Assemble(HttpRequest* request) {
   TF_GRAPHPIPE_RETURN_IF_ERROR(EncodeV2InferRequest(spec, TensorBytes::kReference, &v2_request_));
   request->body = v2_request_.Parts();
   request->content_type = v2_request_.content_type();
+  // The first output blob follows the JSON header: received aligned, it is
+  // viewed in place (the op's outputs, the Client's arrays).
+  request->aligned_offset_header = "inference-header-content-length";
   if (v2_request_.has_blobs()) {
     request->extra_headers.push_back("Inference-Header-Content-Length: " +
                                      std::to_string(v2_request_.json_size()));

@@ -61,12 +61,27 @@ struct Transfer {
   char error[CURL_ERROR_SIZE] = {0};
 };
 
+// Headers arrive before the body: the offset the request wants aligned is
+// known before the body's buffer is taken.
+void AlignBody(const Transfer& t, ByteBuffer* body) {
+  if (t.request.aligned_offset_header.empty()) return;
+  const std::string* value = t.response.Header(t.request.aligned_offset_header);
+  if (value == nullptr || value->empty() || value->size() > 18) return;
+  size_t offset = 0;
+  for (char c : *value) {
+    if (c < '0' || c > '9') return;
+    offset = offset * 10 + static_cast<size_t>(c - '0');
+  }
+  body->AlignAt(offset);
+}
+
 size_t OnBody(char* bytes, size_t size, size_t count, void* user) {
   auto* t = static_cast<Transfer*>(user);
   const size_t n = size * count;
   ByteBuffer& body = t->response.body;
   if (!t->sized) {
     t->sized = true;
+    AlignBody(*t, &body);
     curl_off_t length = -1;
     curl_easy_getinfo(t->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &length);
     if (length > 0) {

@@ -46,6 +46,11 @@ struct HttpRequest {
   // Answers larger than this fail with kResourceExhausted before the memory
   // is taken (checked against Content-Length, and again while receiving).
   size_t max_response_bytes = size_t{4} << 30;
+  // A response header (lower-case) whose value is a byte offset into the
+  // body that is received 64-byte aligned (ByteBuffer::AlignAt): a v2
+  // answer's Inference-Header-Content-Length, so its first tensor blob can
+  // be viewed in place. Empty, absent or not a number: byte 0 is aligned.
+  std::string aligned_offset_header;
   // Start() only: cancelling it ends the transfer at once with kCancelled
   // (not sent if it has not been; aborted, its connection closed, if it
   // has; no retry after it). Null: only the deadline ends it.

@@ -179,6 +179,15 @@ void AppendJsonString(std::string* out, std::string_view s) {
   out->push_back('"');
 }
 
+void AppendJsonShape(std::string* out, const std::vector<int64_t>& shape) {
+  out->push_back('[');
+  for (size_t i = 0; i < shape.size(); ++i) {
+    if (i > 0) out->push_back(',');
+    AppendJsonNumber(out, shape[i]);
+  }
+  out->push_back(']');
+}
+
 void AppendJsonData(std::string* out, const TensorView& t) {
   out->push_back('[');
   switch (t.type) {

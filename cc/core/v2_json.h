@@ -14,6 +14,7 @@
 #include <limits>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -88,6 +89,9 @@ void AppendJsonFloat(std::string* out, T value) {
     AppendJsonNumber(out, value);
   }
 }
+
+// Appends a shape as a JSON array of integers.
+void AppendJsonShape(std::string* out, const std::vector<int64_t>& shape);
 
 // FP16 and BF16 have no JSON form (SPEC_V2 section 3); every other type has.
 constexpr bool HasJsonForm(DType type) {

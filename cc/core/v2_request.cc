@@ -3,16 +3,11 @@
 // extension's raw blobs (referenced, not copied, when large).
 #include "cc/core/v2_codec.h"
 
-
 #include <algorithm>
-#include <charconv>
-#include <cmath>
-#include <cstring>
-#include <limits>
-#include <optional>
 #include <utility>
 
 #include "cc/core/v2_json.h"
+#include "cc/core/v2_tensor_data.h"
 
 namespace tf_graphpipe {
 
@@ -22,44 +17,10 @@ namespace {
 // extra part in a scatter-gather send costs more than copying a few KiB.
 constexpr size_t kMinReferencedBytes = 64 * 1024;
 
-void AppendShape(std::string* out, const std::vector<int64_t>& shape) {
-  out->push_back('[');
-  for (size_t i = 0; i < shape.size(); ++i) {
-    if (i > 0) out->push_back(',');
-    AppendJsonNumber(out, shape[i]);
-  }
-  out->push_back(']');
-}
-
 // The checks a decoder makes, made on what we are about to send.
 Status CheckOutgoing(const TensorView& t, const std::string& what) {
-  if (!IsAnyTensorType(static_cast<uint8_t>(t.type))) {
-    return Status(Code::kInvalidArgument,
-                  what + ": type " + DTypeName(t.type) + " has no v2 datatype");
-  }
-  int64_t n = 0;
-  if (!CountElements(t.shape, &n)) {
-    return Status(Code::kInvalidArgument, what + ": invalid shape " + ShapeString(t.shape));
-  }
-  if (t.type == DType::kString) {
-    if (static_cast<int64_t>(t.strings.size()) != n) {
-      return Status(Code::kInvalidArgument,
-                    what + ": shape " + ShapeString(t.shape) + " needs " + std::to_string(n) +
-                        " strings, got " + std::to_string(t.strings.size()));
-    }
-    for (std::string_view s : t.strings) {
-      if (s.size() > std::numeric_limits<uint32_t>::max()) {
-        return Status(Code::kInvalidArgument,
-                      what + ": a BYTES element of " + std::to_string(s.size()) +
-                          " bytes exceeds the 4 GiB a v2 length prefix can say");
-      }
-    }
-  } else if (t.nbytes != static_cast<size_t>(n) * ElementSize(t.type)) {
-    return Status(Code::kInvalidArgument,
-                  what + ": shape " + ShapeString(t.shape) + " of " + DTypeName(t.type) +
-                      " needs " + std::to_string(n * ElementSize(t.type)) + " bytes, got " +
-                      std::to_string(t.nbytes));
-  }
+  std::string problem;
+  if (!V2TensorIsWritable(t, &problem)) return Status(Code::kInvalidArgument, what + ": " + problem);
   return Status::Ok();
 }
 
@@ -74,12 +35,6 @@ bool JsonCarries(const TensorView& t) {
   return true;
 }
 
-size_t BlobSize(const TensorView& t) {
-  if (t.type != DType::kString) return t.nbytes;
-  size_t size = 0;
-  for (std::string_view s : t.strings) size += 4 + s.size();
-  return size;
-}
 
 }  // namespace
 
@@ -156,7 +111,7 @@ Status EncodeV2InferRequest(const V2InferRequestSpec& spec, TensorBytes bytes, V
     if (as_blob[i]) {
       const bool referenced = bytes == TensorBytes::kReference && t.type != DType::kString &&
                               t.nbytes >= kMinReferencedBytes;
-      if (!referenced) owned_blobs += BlobSize(t);
+      if (!referenced) owned_blobs += V2BlobSize(t);
     } else if (t.type == DType::kString) {
       for (std::string_view s : t.strings) estimate += s.size() + s.size() / 8 + 4;
     } else {
@@ -179,13 +134,13 @@ Status EncodeV2InferRequest(const V2InferRequestSpec& spec, TensorBytes bytes, V
     header.append("{\"name\":");
     AppendJsonString(&header, spec.input_names[i]);
     header.append(",\"shape\":");
-    AppendShape(&header, t.shape);
+    AppendJsonShape(&header, t.shape);
     header.append(",\"datatype\":\"");
     header.append(V2DatatypeName(t.type));
     header.push_back('"');
     if (as_blob[i]) {
       header.append(",\"parameters\":{\"binary_data_size\":");
-      AppendJsonNumber(&header, BlobSize(t));
+      AppendJsonNumber(&header, V2BlobSize(t));
       header.push_back('}');
     } else {
       header.append(",\"data\":");
@@ -227,10 +182,7 @@ Status EncodeV2InferRequest(const V2InferRequestSpec& spec, TensorBytes bytes, V
     const TensorView& t = spec.inputs[i];
     if (t.type == DType::kString) {
       for (std::string_view s : t.strings) {
-        const uint32_t n = static_cast<uint32_t>(s.size());
-        const uint8_t prefix[4] = {static_cast<uint8_t>(n), static_cast<uint8_t>(n >> 8),
-                                   static_cast<uint8_t>(n >> 16), static_cast<uint8_t>(n >> 24)};
-        w.Owned(prefix, 4);
+        w.Owned(V2LengthPrefix(s).data(), 4);
         w.Owned(s.data(), s.size());
       }
     } else if (bytes == TensorBytes::kReference && t.nbytes >= kMinReferencedBytes) {

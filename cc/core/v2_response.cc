@@ -3,24 +3,19 @@
 // metadata and error bodies. Every length is checked before use.
 #include "cc/core/v2_codec.h"
 
-
-#include <algorithm>
-#include <charconv>
-#include <cmath>
-#include <cstring>
-#include <limits>
 #include <optional>
 #include <utility>
 
 #include "cc/core/v2_json.h"
+#include "cc/core/v2_tensor_data.h"
 
 namespace tf_graphpipe {
 
 namespace {
 
-Status Malformed(const std::string& what) {
-  return Status(Code::kDataLoss, "malformed v2 answer: " + what);
-}
+constexpr V2Refusal kMalformed{Code::kDataLoss, "malformed v2 answer: "};
+
+Status Malformed(const std::string& what) { return kMalformed(what); }
 
 // ---- reading JSON ----
 
@@ -54,170 +49,6 @@ Status ReadShape(const Json* shape, const std::string& what, bool allow_unknown,
       return Malformed(what + ": `shape` entry " + d.dump() + " is not a valid dimension");
     }
   }
-  return Status::Ok();
-}
-
-// Collects the leaves of a nested `data` array, in row-major order, up to
-// `limit` of them (more is an error, reported by the caller via the count).
-bool Flatten(const Json& node, size_t depth, size_t limit, std::vector<const Json*>* leaves) {
-  if (!node.is_array()) {
-    if (leaves->size() >= limit + 1) return true;
-    leaves->push_back(&node);
-    return true;
-  }
-  if (depth > kMaxRank) return false;
-  for (const Json& item : node) {
-    if (!Flatten(item, depth + 1, limit, leaves)) return false;
-    if (leaves->size() > limit) return true;
-  }
-  return true;
-}
-
-template <typename T>
-bool FillIntegers(const std::vector<const Json*>& leaves, uint8_t* out) {
-  for (size_t i = 0; i < leaves.size(); ++i) {
-    T value;
-    if (!ReadJsonInteger(*leaves[i], &value)) return false;
-    std::memcpy(out + i * sizeof(T), &value, sizeof(T));
-  }
-  return true;
-}
-
-template <typename T>
-bool FillFloats(const std::vector<const Json*>& leaves, uint8_t* out) {
-  for (size_t i = 0; i < leaves.size(); ++i) {
-    double value;
-    if (!ReadJsonFloat(*leaves[i], &value)) return false;
-    const T narrowed = static_cast<T>(value);
-    std::memcpy(out + i * sizeof(T), &narrowed, sizeof(T));
-  }
-  return true;
-}
-
-// Decodes JSON `data` into a new storage buffer the view points into.
-Status ReadJsonData(const Json& data, int64_t n, const std::string& what, TensorView* view,
-                    std::vector<ByteBuffer>* storage) {
-  std::vector<const Json*> leaves;
-  leaves.reserve(static_cast<size_t>(std::min<int64_t>(n, 1 << 20)));
-  if (!Flatten(data, 0, static_cast<size_t>(n), &leaves)) {
-    return Malformed(what + ": `data` nests deeper than 64 levels");
-  }
-  if (static_cast<int64_t>(leaves.size()) != n) {
-    return Malformed(what + ": shape " + ShapeString(view->shape) + " needs " +
-                     std::to_string(n) + " elements, `data` holds " +
-                     (static_cast<int64_t>(leaves.size()) > n ? "more" : std::to_string(leaves.size())));
-  }
-  storage->emplace_back();
-  ByteBuffer& buffer = storage->back();
-  if (view->type == DType::kString) {
-    size_t total = 0;
-    for (const Json* leaf : leaves) {
-      if (!leaf->is_string()) {
-        return Malformed(what + ": BYTES element " + leaf->dump() + " is not a string");
-      }
-      total += leaf->get_ref<const std::string&>().size();
-    }
-    if (!buffer.Reserve(std::max<size_t>(total, 1))) {
-      return Status(Code::kResourceExhausted, what + ": cannot allocate " + std::to_string(total) + " bytes");
-    }
-    view->strings.reserve(leaves.size());
-    for (const Json* leaf : leaves) {
-      const std::string& s = leaf->get_ref<const std::string&>();
-      const size_t at = buffer.size();
-      buffer.Append(s.data(), s.size());  // reserved: never moves
-      view->strings.emplace_back(reinterpret_cast<const char*>(buffer.data()) + at, s.size());
-    }
-    return Status::Ok();
-  }
-  const size_t nbytes = static_cast<size_t>(n) * ElementSize(view->type);
-  if (!buffer.Resize(nbytes)) {
-    return Status(Code::kResourceExhausted, what + ": cannot allocate " + std::to_string(nbytes) + " bytes");
-  }
-  uint8_t* out = buffer.data();
-  bool ok = false;
-  switch (view->type) {
-    case DType::kUint8: ok = FillIntegers<uint8_t>(leaves, out); break;
-    case DType::kInt8: ok = FillIntegers<int8_t>(leaves, out); break;
-    case DType::kUint16: ok = FillIntegers<uint16_t>(leaves, out); break;
-    case DType::kInt16: ok = FillIntegers<int16_t>(leaves, out); break;
-    case DType::kUint32: ok = FillIntegers<uint32_t>(leaves, out); break;
-    case DType::kInt32: ok = FillIntegers<int32_t>(leaves, out); break;
-    case DType::kUint64: ok = FillIntegers<uint64_t>(leaves, out); break;
-    case DType::kInt64: ok = FillIntegers<int64_t>(leaves, out); break;
-    case DType::kFloat32: ok = FillFloats<float>(leaves, out); break;
-    case DType::kFloat64: ok = FillFloats<double>(leaves, out); break;
-    case DType::kBool:
-      ok = true;
-      for (size_t i = 0; i < leaves.size() && ok; ++i) {
-        if (leaves[i]->is_boolean()) out[i] = leaves[i]->get<bool>() ? 1 : 0;
-        else ok = false;
-      }
-      break;
-    default:
-      return Malformed(what + ": " + V2DatatypeName(view->type) + " has no JSON form");
-  }
-  if (!ok) {
-    return Malformed(what + ": `data` holds a value that is not a " +
-                     V2DatatypeName(view->type));
-  }
-  view->data = nbytes == 0 ? nullptr : out;
-  view->nbytes = nbytes;
-  return Status::Ok();
-}
-
-// A binary blob -> view, in place.
-Status ReadBlob(const uint8_t* blob, size_t size, int64_t n, const std::string& what,
-                TensorView* view) {
-  if (view->type == DType::kString) {
-    // Each element takes at least its 4-byte prefix: bound n before reserving.
-    if (static_cast<uint64_t>(n) > size / 4) {
-      return Malformed(what + ": " + std::to_string(size) + " bytes cannot hold " +
-                       std::to_string(n) + " BYTES elements");
-    }
-    view->strings.reserve(static_cast<size_t>(n));
-    size_t at = 0;
-    for (int64_t i = 0; i < n; ++i) {
-      if (size - at < 4) {
-        return Malformed(what + ": BYTES element " + std::to_string(i) + " has no length prefix");
-      }
-      const uint32_t length = static_cast<uint32_t>(blob[at]) |
-                              static_cast<uint32_t>(blob[at + 1]) << 8 |
-                              static_cast<uint32_t>(blob[at + 2]) << 16 |
-                              static_cast<uint32_t>(blob[at + 3]) << 24;
-      at += 4;
-      if (length > size - at) {
-        return Malformed(what + ": BYTES element " + std::to_string(i) + " claims " +
-                         std::to_string(length) + " bytes, " + std::to_string(size - at) +
-                         " are left");
-      }
-      view->strings.emplace_back(reinterpret_cast<const char*>(blob + at), length);
-      at += length;
-    }
-    if (at != size) {
-      return Malformed(what + ": " + std::to_string(size - at) +
-                       " bytes left after the last BYTES element");
-    }
-    return Status::Ok();
-  }
-  const size_t itemsize = ElementSize(view->type);
-  if (static_cast<uint64_t>(n) > size / itemsize || size != static_cast<size_t>(n) * itemsize) {
-    return Malformed(what + ": shape " + ShapeString(view->shape) + " of " +
-                     V2DatatypeName(view->type) + " needs " +
-                     (static_cast<uint64_t>(n) > (uint64_t{1} << 59) / itemsize
-                          ? std::string("more than 2^62")
-                          : std::to_string(n * static_cast<int64_t>(itemsize))) +
-                     " bytes, binary_data_size is " + std::to_string(size));
-  }
-  if (view->type == DType::kBool) {
-    for (size_t i = 0; i < size; ++i) {
-      if (blob[i] > 1) {
-        return Malformed(what + ": BOOL element " + std::to_string(i) + " is byte " +
-                         std::to_string(blob[i]) + ", not 0 or 1");
-      }
-    }
-  }
-  view->data = size == 0 ? nullptr : blob;
-  view->nbytes = size;
   return Status::Ok();
 }
 
@@ -313,12 +144,15 @@ Status DecodeV2InferResponse(const uint8_t* body, size_t size, size_t json_size,
                            std::to_string(size - offset) + " bytes are left in the body");
         }
         TF_GRAPHPIPE_RETURN_IF_ERROR(
-            ReadBlob(body + offset, static_cast<size_t>(n_bytes), n, what, &view));
+            ReadV2Blob(body + offset, static_cast<size_t>(n_bytes), n, what, kMalformed, &view));
         offset += static_cast<size_t>(n_bytes);
       } else {
         const Json* data = Member(o, "data");
         if (data == nullptr) return Malformed(what + " has neither `data` nor binary_data_size");
-        TF_GRAPHPIPE_RETURN_IF_ERROR(ReadJsonData(*data, n, what, &view, &out->storage));
+        // Triton gives FP16 and BF16 no JSON form (SPEC_V2 section 3): an answer
+        // holding them as JSON is not one a v2 server sends.
+        if (!HasJsonForm(view.type)) return Malformed(what + ": " + V2DatatypeName(view.type) + " has no JSON form");
+        TF_GRAPHPIPE_RETURN_IF_ERROR(ReadV2JsonData(*data, n, what, kMalformed, &view, &out->storage));
       }
     }
     if (offset != size) {

@@ -2,13 +2,13 @@
 // Encoding v2 infer answers on the server: the JSON header, then the blobs
 // of binary outputs (numeric ones referenced, BYTES ones built once).
 #include <algorithm>
-#include <limits>
 #include <new>
 #include <utility>
 
 #include "cc/core/v2_codec.h"
 #include "cc/core/v2_json.h"
 #include "cc/core/v2_server_codec.h"
+#include "cc/core/v2_tensor_data.h"
 
 namespace tf_graphpipe {
 
@@ -22,47 +22,13 @@ Status Inconsistent(const std::string& what, const std::string& problem) {
 // a failure is the model's (or the server's), never the caller's.
 Status CheckOutput(std::string_view name, const TensorView& t, const std::string& what) {
   if (name.empty() || !IsUtf8(name)) return Inconsistent(what, "a v2 output name must be non-empty UTF-8");
-  if (!IsAnyTensorType(static_cast<uint8_t>(t.type))) {
-    return Inconsistent(what, std::string("type ") + DTypeName(t.type) + " has no v2 datatype");
-  }
-  int64_t n = 0;
-  if (!CountElements(t.shape, &n)) return Inconsistent(what, "invalid shape " + ShapeString(t.shape));
-  if (t.type == DType::kString) {
-    if (static_cast<int64_t>(t.strings.size()) != n) {
-      return Inconsistent(what, "shape " + ShapeString(t.shape) + " needs " + std::to_string(n) +
-                                    " BYTES elements, got " + std::to_string(t.strings.size()));
-    }
-    for (std::string_view s : t.strings) {
-      if (s.size() > std::numeric_limits<uint32_t>::max()) {
-        return Inconsistent(what, "a BYTES element of " + std::to_string(s.size()) +
-                                      " bytes exceeds the 4 GiB a v2 length prefix can say");
-      }
-    }
-  } else if (t.nbytes != static_cast<size_t>(n) * ElementSize(t.type)) {
-    return Inconsistent(what, "shape " + ShapeString(t.shape) + " of " + V2DatatypeName(t.type) + " needs " +
-                                  std::to_string(n * static_cast<int64_t>(ElementSize(t.type))) +
-                                  " bytes, got " + std::to_string(t.nbytes));
-  }
+  std::string problem;
+  if (!V2TensorIsWritable(t, &problem)) return Inconsistent(what, problem);
   return Status::Ok();
 }
 
 bool AllUtf8(const std::vector<std::string_view>& strings) {
   return std::all_of(strings.begin(), strings.end(), [](std::string_view s) { return IsUtf8(s); });
-}
-
-size_t BytesBlobSize(const TensorView& t) {
-  size_t size = 0;
-  for (std::string_view s : t.strings) size += 4 + s.size();
-  return size;
-}
-
-void AppendShape(std::string* out, const std::vector<int64_t>& shape) {
-  out->push_back('[');
-  for (size_t i = 0; i < shape.size(); ++i) {
-    if (i > 0) out->push_back(',');
-    AppendJsonNumber(out, shape[i]);
-  }
-  out->push_back(']');
 }
 
 // A JSON size estimate, so the header is written without regrowing.
@@ -96,7 +62,7 @@ void WriteHeader(const V2AnswerSpec& spec, const std::vector<bool>& as_blob, siz
     header.append(",\"datatype\":\"");
     header.append(V2DatatypeName(t.type));
     header.append("\",\"shape\":");
-    AppendShape(&header, t.shape);
+    AppendJsonShape(&header, t.shape);
     if (!as_blob[i]) {
       header.append(",\"data\":");
       AppendJsonData(&header, t);
@@ -108,10 +74,7 @@ void WriteHeader(const V2AnswerSpec& spec, const std::vector<bool>& as_blob, siz
       ByteBuffer& buffer = *owned;
       const size_t at = buffer.size();
       for (std::string_view s : t.strings) {  // reserved above: never moves
-        const auto n = static_cast<uint32_t>(s.size());
-        const uint8_t prefix[4] = {static_cast<uint8_t>(n), static_cast<uint8_t>(n >> 8),
-                                   static_cast<uint8_t>(n >> 16), static_cast<uint8_t>(n >> 24)};
-        buffer.Append(prefix, 4);
+        buffer.Append(V2LengthPrefix(s).data(), 4);
         buffer.Append(s.data(), s.size());
       }
       const size_t size = buffer.size() - at;
@@ -171,7 +134,7 @@ Status EncodeV2InferAnswer(const V2AnswerSpec& spec, V2EncodedAnswer* out) {
     if (!as_blob[i] && t.type == DType::kString && !AllUtf8(t.strings)) as_blob[i] = true;
     estimate += 96 + spec.output_names[i].size() + 21 * t.shape.size();
     if (as_blob[i]) {
-      if (t.type == DType::kString) owned += BytesBlobSize(t);
+      if (t.type == DType::kString) owned += V2BlobSize(t);
     } else {
       estimate += JsonDataEstimate(t);
     }

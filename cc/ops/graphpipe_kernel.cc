@@ -9,6 +9,7 @@
 
 #include "cc/core/cancel_token.h"
 #include "cc/core/http_client.h"
+#include "cc/ops/answer_tensors.h"
 #include "cc/ops/endpoint.h"
 #include "cc/ops/tf_status.h"
 #include "cc/ops/tf_tensor_views.h"
@@ -118,7 +119,7 @@ void GraphPipeCallOp::ComputeAsync(tf::OpKernelContext* ctx, DoneCallback done) 
               status.code() == Code::kCancelled ? status.message()
                                                 : "call cancelled: the step was cancelled"));
         } else {
-          Finish(ctx, status.ok() ? FillOutputs(ctx, *call) : ToTfStatus(status));
+          Finish(ctx, status.ok() ? FillOutputs(ctx, call.get()) : ToTfStatus(status));
         }
         done();
       });
@@ -126,14 +127,28 @@ void GraphPipeCallOp::ComputeAsync(tf::OpKernelContext* ctx, DoneCallback done) 
 
 // Returns the status instead of using OP_REQUIRES: TensorFlow forbids the
 // synchronous macros in an AsyncOpKernel.
-absl::Status GraphPipeCallOp::FillOutputs(tf::OpKernelContext* ctx, const RemoteCall& call) const {
+absl::Status GraphPipeCallOp::FillOutputs(tf::OpKernelContext* ctx, RemoteCall* call) const {
   std::vector<tf::TensorShape> shapes;
-  TF_RETURN_IF_ERROR(declared_->Check(call.request_url(), call.outputs(), &shapes));
+  const std::vector<TensorView>& views = call->outputs();
+  TF_RETURN_IF_ERROR(declared_->Check(call->request_url(), views, &shapes));
+  // The answer's bytes move out of the call and into the outputs that view
+  // them (answer_tensors.h): they outlive the call and later calls.
+  auto answer = std::make_shared<const AnswerBytes>(call->TakeAnswerBytes());
+  const std::vector<bool> viewed = ViewableOutputs(views, *answer);
+  int64_t copied = 0;
   for (size_t i = 0; i < shapes.size(); ++i) {
+    const int index = static_cast<int>(i);
+    if (viewed[i]) {
+      ctx->set_output(index, TensorOverAnswer(answer, views[i], ctx->expected_output_dtype(index),
+                                              shapes[i]));
+      continue;
+    }
     tf::Tensor* output = nullptr;
-    TF_RETURN_IF_ERROR(ctx->allocate_output(static_cast<int>(i), shapes[i], &output));
-    CopyViewToTensor(call.outputs()[i], output);
+    TF_RETURN_IF_ERROR(ctx->allocate_output(index, shapes[i], &output));
+    CopyViewToTensor(views[i], output);
+    ++copied;
   }
+  NoteFilledOutputs(*answer, static_cast<int64_t>(shapes.size()) - copied, copied);
   return absl::OkStatus();
 }
 

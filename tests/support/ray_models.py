@@ -28,6 +28,11 @@ def scale(x: np.ndarray) -> list[np.ndarray]:
     return [x * 2, _replica()]
 
 
+def offset(x: np.ndarray) -> list[np.ndarray]:
+    """``x + 1``, and which replica answered."""
+    return [x + 1, _replica()]
+
+
 def slow_scale(x: np.ndarray) -> list[np.ndarray]:
     """``scale``, after 200 ms: calls overlap, and some are in flight when a node goes."""
     time.sleep(0.2)

@@ -17,6 +17,7 @@ Example::
     from tf_graphpipe.server import load_model
     from tf_graphpipe.server.app import GraphPipeApp
     app = GraphPipeApp.for_model(load_model("demo"))   # uvicorn module:app
+    app = GraphPipeApp.for_repository("/models")       # a model repository
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ import asyncio
 import logging
 import os
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tf_graphpipe.server.answer import Answer
 from tf_graphpipe.server.bodies import (
@@ -36,9 +37,14 @@ from tf_graphpipe.server.dispatcher import Dispatcher, Request, SingleModel
 from tf_graphpipe.server.errors import BadRequest, ServerError
 from tf_graphpipe.server.inline import DEFAULT_INLINE_MAX_US
 from tf_graphpipe.server.model import Model
-from tf_graphpipe.server.production import ProductionOptions
+from tf_graphpipe.server.production import Production, ProductionOptions
+from tf_graphpipe.server.repository import DEFAULT_POLL_SECONDS, ModelRepository
+from tf_graphpipe.server.repository_routes import open_repository, repository_dispatcher
 from tf_graphpipe.server.served import ServedModel
 from tf_graphpipe.server.workers import ModelWorkers
+
+if TYPE_CHECKING:
+    from tf_graphpipe.server.onnx_models import SessionSettings
 
 __all__ = ["DEFAULT_MAX_REQUEST_BYTES", "GraphPipeApp"]
 
@@ -56,8 +62,9 @@ class GraphPipeApp:
         dispatcher: what to answer (``for_model`` builds one for a model).
     """
 
-    def __init__(self, dispatcher: Dispatcher) -> None:
+    def __init__(self, dispatcher: Dispatcher, repository: ModelRepository[ServedModel] | None = None) -> None:
         self.dispatcher = dispatcher
+        self.repository = repository
 
     @classmethod
     def for_model(
@@ -76,10 +83,8 @@ class GraphPipeApp:
         """An app serving ``model``; the options are ``serve()``'s (TLS is the
         ASGI server's own: ``production`` takes tokens, metrics, the access
         log)."""
-        built = (production or ProductionOptions()).build()
-        if built.ssl_context is not None:
-            raise ValueError("TLS is the ASGI server's to set up (e.g. uvicorn --ssl-certfile), not the app's")
-        pool = ModelWorkers(workers or min(8, (os.cpu_count() or 1) + 2))
+        built = _production(production)
+        pool = _workers(workers)
         try:
             served = ServedModel(model, pool, debug=debug, max_batch_size=max_batch_size,
                                  batch_timeout_ms=batch_timeout_ms, inline_max_us=inline_max_us)
@@ -89,9 +94,59 @@ class GraphPipeApp:
             raise
         return cls(Dispatcher(SingleModel(served), pool, budget, debug=debug, production=built))
 
+    @classmethod
+    def for_repository(
+        cls,
+        root: str | os.PathLike[str],
+        *,
+        poll_seconds: float = DEFAULT_POLL_SECONDS,
+        onnx: SessionSettings | None = None,
+        changes_refused: str | None = None,
+        workers: int | None = None,
+        debug: bool = False,
+        max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
+        max_inflight_bytes: int | None = None,
+        max_batch_size: int = 0,
+        batch_timeout_ms: float = 5.0,
+        inline_max_us: float = DEFAULT_INLINE_MAX_US,
+        production: ProductionOptions | None = None,
+    ) -> GraphPipeApp:
+        """An app serving every model of the model repository ``root``
+        (docs/model_repository.md), loaded before this returns and polled
+        every ``poll_seconds``; the options are ``serve(repository=...)``'s.
+        ``changes_refused``: why the v2 load/unload requests are refused
+        (None: they are served), for a repository that several apps serve
+        each on its own, which one request would change in one app only.
+        ``close`` stops the polling.
+
+        Raises:
+            FileNotFoundError: ``root`` is not a directory.
+            tf_graphpipe.server.repository_config.ConfigError: a model's
+                ``config.json`` is invalid (file and key named).
+        """
+        built = _production(production)
+        pool = _workers(workers)
+        repository: ModelRepository[ServedModel] | None = None
+        try:
+            budget = BodyBudget(max_inflight_bytes or default_inflight_bytes(max_request_bytes), max_request_bytes)
+            repository = open_repository(root, pool, poll_seconds=poll_seconds, onnx=onnx, debug=debug,
+                                         max_batch_size=max_batch_size, batch_timeout_ms=batch_timeout_ms,
+                                         inline_max_us=inline_max_us)
+            dispatcher = repository_dispatcher(repository, pool, budget, debug=debug, production=built,
+                                               changes_refused=changes_refused)
+        except BaseException:
+            if repository is not None:
+                repository.close()
+            pool.shutdown(wait=False)
+            raise
+        return cls(dispatcher, repository)
+
     def close(self) -> None:
-        """Answers not ready from now on and stops the model workers."""
+        """Answers not ready from now on, stops polling the repository (if
+        any) and stops the model workers."""
         self.dispatcher.close()
+        if self.repository is not None:
+            self.repository.close()
         self.dispatcher.workers.shutdown()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -149,6 +204,17 @@ class GraphPipeApp:
                 self.dispatcher.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+
+def _production(options: ProductionOptions | None) -> Production:
+    built = (options or ProductionOptions()).build()
+    if built.ssl_context is not None:
+        raise ValueError("TLS is the ASGI server's to set up (e.g. uvicorn --ssl-certfile), not the app's")
+    return built
+
+
+def _workers(count: int | None) -> ModelWorkers:
+    return ModelWorkers(count or min(8, (os.cpu_count() or 1) + 2))
 
 
 async def _receive_body(request: Request, receive: Receive) -> bool:

@@ -13,28 +13,100 @@ repository has.
   ``.../unload``, answered once the repository thread has done them.
 
 Both go before the dispatcher's own v2 and GraphPipe pieces, which then reach
-the repository's models through ``RepositoryLookup``.
+the repository's models through ``RepositoryLookup``. ``open_repository`` and
+``repository_dispatcher`` put it together for every front end (the server's
+own port, ``GraphPipeApp``).
 """
 from __future__ import annotations
 
 import concurrent.futures
 import json
-from typing import Any
+import os
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 from tf_graphpipe.server.answer import JSON, Answer
+from tf_graphpipe.server.bodies import BodyBudget
+from tf_graphpipe.server.dispatcher import Dispatcher
 from tf_graphpipe.server.endpoint import GRAPHPIPE_WIRE
-from tf_graphpipe.server.errors import BadRequest, MethodNotAllowed, NotFound
-from tf_graphpipe.server.repository import ModelRepository
+from tf_graphpipe.server.errors import BadRequest, FailedPrecondition, MethodNotAllowed, NotFound
+from tf_graphpipe.server.model import Model
+from tf_graphpipe.server.production import Production
+from tf_graphpipe.server.repository import DEFAULT_POLL_SECONDS, ModelRepository
+from tf_graphpipe.server.repository_config import ModelConfig
 from tf_graphpipe.server.routes import GET, Target
 from tf_graphpipe.server.served import ServedModel
+from tf_graphpipe.server.served_version import ServedVersion
 from tf_graphpipe.server.v2_endpoint import V2_WIRE
 from tf_graphpipe.server.v2_wire import json_answer
+from tf_graphpipe.server.workers import ModelWorkers
 
-__all__ = ["ModelPathRoutes", "RepositoryApiRoutes", "RepositoryLookup"]
+if TYPE_CHECKING:
+    from tf_graphpipe.server.onnx_models import SessionSettings
+
+__all__ = ["ModelPathRoutes", "RepositoryApiRoutes", "RepositoryLookup", "open_repository",
+           "repository_dispatcher"]
 
 MODELS_PATH = b"/models"
 API_PREFIX = b"/v2/repository/"
+
+
+def open_repository(
+    root: str | os.PathLike[str],
+    workers: ModelWorkers,
+    *,
+    poll_seconds: float = DEFAULT_POLL_SECONDS,
+    onnx: SessionSettings | None = None,
+    debug: bool = False,
+    max_batch_size: int = 0,
+    batch_timeout_ms: float = 5.0,
+    inline_max_us: float,
+) -> ModelRepository[ServedModel]:
+    """The repository at ``root``, loaded (``start``): every model served on
+    ``workers``, batching as its ``config.json`` says, else as the server's
+    own options say.
+
+    Raises:
+        FileNotFoundError: ``root`` is not a directory.
+        tf_graphpipe.server.repository_config.ConfigError: a ``config.json``
+            is invalid (file and key named).
+    """
+
+    def build(loaded: Model, config: ModelConfig | None = None) -> ServedModel:
+        batch = max_batch_size if config is None or config.max_batch_size is None else config.max_batch_size
+        wait = batch_timeout_ms if config is None or config.batch_timeout_ms is None else config.batch_timeout_ms
+        return ServedModel(loaded, workers, debug=debug, max_batch_size=batch, batch_timeout_ms=wait,
+                           inline_max_us=inline_max_us)
+
+    repository = ModelRepository(root, build, poll_seconds=poll_seconds, leased=_lease, onnx=onnx)
+    repository.start()
+    return repository
+
+
+def _lease(version: ServedVersion[ServedModel]) -> None:
+    """A repository version's calls take its lease (the dispatcher asks the ServedModel)."""
+    version.served.lease = version
+
+
+def repository_dispatcher(
+    repository: ModelRepository[ServedModel],
+    workers: ModelWorkers,
+    budget: BodyBudget,
+    *,
+    debug: bool = False,
+    production: Production | None = None,
+    changes_refused: str | None = None,
+) -> Dispatcher:
+    """A ``Dispatcher`` serving ``repository``: ready once it is loaded, with
+    its own routes before the v2 and GraphPipe ones. ``changes_refused``:
+    why this server refuses the v2 load and unload requests (None: it
+    takes them)."""
+    dispatcher = Dispatcher(RepositoryLookup(repository), workers, budget, debug=debug,
+                            models_ready=lambda: repository.ready, production=production)
+    routes = dispatcher.routes
+    routes.insert(1, RepositoryApiRoutes(repository, changes_refused))
+    routes.insert(len(routes) - 1, ModelPathRoutes(repository))
+    return dispatcher
 
 
 class RepositoryLookup:
@@ -97,12 +169,20 @@ class ModelPathRoutes:
 
 
 class RepositoryApiRoutes:
-    """The v2 model repository extension: index, load, unload."""
+    """The v2 model repository extension: index, load, unload.
+
+    Args:
+        repository: what the routes list and change.
+        changes_refused: when set, load and unload are answered 400
+            FAILED_PRECONDITION with this reason (a repository that many
+            replicas each serve, which one request would reach only one of).
+    """
 
     wire = V2_WIRE
 
-    def __init__(self, repository: ModelRepository[ServedModel]) -> None:
+    def __init__(self, repository: ModelRepository[ServedModel], changes_refused: str | None = None) -> None:
         self.repository = repository
+        self.changes_refused = changes_refused
         self._index = Target(V2_WIRE, self._list)
 
     def resolve(self, method: bytes, path: bytes) -> Target | None:
@@ -133,6 +213,8 @@ class RepositoryApiRoutes:
         repository = self.repository
 
         def respond(body: Any, header_length: int | None) -> concurrent.futures.Future[Answer]:
+            if self.changes_refused is not None:
+                raise FailedPrecondition(f"{what} {name!r} refused: {self.changes_refused}")
             parameters = _json_body(body, what).get("parameters") or {}
             if not isinstance(parameters, dict):
                 raise BadRequest(f"{what} {name!r}: 'parameters' must be an object, got {parameters!r}")

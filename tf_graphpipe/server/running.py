@@ -25,11 +25,8 @@ from tf_graphpipe.server.loading import load_model
 from tf_graphpipe.server.model import Model
 from tf_graphpipe.server.production import ProductionOptions
 from tf_graphpipe.server.repository import DEFAULT_POLL_SECONDS, ModelRepository
-from tf_graphpipe.server.repository_config import ModelConfig
-from tf_graphpipe.server.repository_routes import ModelPathRoutes, RepositoryApiRoutes, RepositoryLookup
-from tf_graphpipe.server.routes import ModelLookup
+from tf_graphpipe.server.repository_routes import open_repository, repository_dispatcher
 from tf_graphpipe.server.served import ServedModel
-from tf_graphpipe.server.served_version import ServedVersion
 from tf_graphpipe.server.specs import IOSpec, parse_spec
 from tf_graphpipe.server.workers import ModelWorkers
 
@@ -237,32 +234,23 @@ class RunningServer:
         built = (production or ProductionOptions()).build()  # files read and checked before any thread starts
         self._workers = ModelWorkers(workers or min(8, (os.cpu_count() or 1) + 2))
 
-        def build(loaded: Model, config: ModelConfig | None = None) -> ServedModel:
-            batch = max_batch_size if config is None or config.max_batch_size is None else config.max_batch_size
-            wait = batch_timeout_ms if config is None or config.batch_timeout_ms is None else config.batch_timeout_ms
-            return ServedModel(loaded, self._workers, debug=debug, max_batch_size=batch, batch_timeout_ms=wait,
-                               inline_max_us=inline_max_us)
-
         try:
             if max_inflight_bytes is None:
                 max_inflight_bytes = default_inflight_bytes(max_request_bytes)
-            lookup: ModelLookup
-            if repository is not None:
-                self.repository = ModelRepository(repository, build, poll_seconds=poll_seconds, leased=_lease,
-                                                  onnx=onnx)
-                self.repository.start()  # everything loaded before the server listens
-                lookup = RepositoryLookup(self.repository)
+            budget = BodyBudget(max_inflight_bytes, max_request_bytes)
+            if repository is not None:  # everything loaded before the server listens
+                self.repository = open_repository(
+                    repository, self._workers, poll_seconds=poll_seconds, onnx=onnx, debug=debug,
+                    max_batch_size=max_batch_size, batch_timeout_ms=batch_timeout_ms, inline_max_us=inline_max_us)
+                self.dispatcher = repository_dispatcher(self.repository, self._workers, budget, debug=debug,
+                                                        production=built)
             elif model is not None:
-                lookup = SingleModel(build(model))
+                served = ServedModel(model, self._workers, debug=debug, max_batch_size=max_batch_size,
+                                     batch_timeout_ms=batch_timeout_ms, inline_max_us=inline_max_us)
+                self.dispatcher = Dispatcher(SingleModel(served), self._workers, budget, debug=debug,
+                                             production=built)
             else:
                 raise ValueError("RunningServer takes a model or a repository")
-            self.dispatcher = Dispatcher(lookup, self._workers, BodyBudget(max_inflight_bytes, max_request_bytes),
-                                         debug=debug, models_ready=self._models_ready,
-                                         production=built)
-            if self.repository is not None:  # its own routes, before the v2 and GraphPipe ones
-                routes = self.dispatcher.routes
-                routes.insert(1, RepositoryApiRoutes(self.repository))
-                routes.insert(len(routes) - 1, ModelPathRoutes(self.repository))
             self._http = HttpServer(
                 self.dispatcher,
                 keep_alive_timeout=keep_alive_timeout,
@@ -305,9 +293,6 @@ class RunningServer:
                 "serving model %r (%d inputs, %d outputs) at %s; %s; %s",
                 model.name, len(model.inputs), len(model.outputs), self.url, batching, built.describe(),
             )
-
-    def _models_ready(self) -> bool:
-        return self.repository is None or self.repository.ready
 
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
@@ -362,11 +347,6 @@ class RunningServer:
     @property
     def repository_root(self) -> Path | None:
         return self.repository.root if self.repository is not None else None
-
-
-def _lease(version: ServedVersion[ServedModel]) -> None:
-    """A repository version's calls take its lease (the dispatcher asks the ServedModel)."""
-    version.served.lease = version
 
 
 def _listen(host: str, port: int) -> socket.socket:
