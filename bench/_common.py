@@ -163,6 +163,10 @@ def bench_env() -> dict[str, str]:
         if root.name != "site-packages":  # never hand one venv's packages to another (reference venv)
             paths.append(str(root))
     env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
+    # No current directory first on sys.path: `python -m tf_graphpipe serve`
+    # started from the repository root would import the source tree, which
+    # has no built native module, instead of the installed package.
+    env["PYTHONSAFEPATH"] = "1"
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     return env
 

@@ -13,8 +13,8 @@ tensor (it verifies offsets and makes views, it never touches the data).
 
 Usage::
 
-    PYTHONPATH=. python bench/bench_codec.py            # seed workload, 15 reps
-    PYTHONPATH=. python bench/bench_codec.py --quick    # small sizes, a smoke run
+    .venv/bin/python bench/bench_codec.py            # seed workload, 15 reps
+    .venv/bin/python bench/bench_codec.py --quick    # small sizes, a smoke run
 """
 from __future__ import annotations
 

@@ -25,9 +25,9 @@ machine hits all of them alike; tables show medians and min-max.
 
 Usage::
 
-    PYTHONPATH=. python bench/bench_e2e.py            # seed workload (~2 min)
-    PYTHONPATH=. python bench/bench_e2e.py --quick    # small sizes (~1 min)
-    PYTHONPATH=. python bench/bench_e2e.py --reps 15 --json out.json
+    .venv/bin/python bench/bench_e2e.py            # seed workload (~2 min)
+    .venv/bin/python bench/bench_e2e.py --quick    # small sizes (~1 min)
+    .venv/bin/python bench/bench_e2e.py --reps 15 --json out.json
 
 Also the helper processes, started by the benchmark itself (stdlib + NumPy
 only at import time, so the reference client's venv can run this file):

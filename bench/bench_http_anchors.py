@@ -18,7 +18,7 @@ that rows/s.
 
 Usage::
 
-    PYTHONPATH=. python bench/bench_http_anchors.py [--quick] [--reps N] [--json out.json]
+    .venv/bin/python bench/bench_http_anchors.py [--quick] [--reps N] [--json out.json]
 """
 from __future__ import annotations
 

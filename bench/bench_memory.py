@@ -19,7 +19,7 @@ growth ≤ 1.2× payload for tf-graphpipe.
 
 Usage::
 
-    PYTHONPATH=. python bench/bench_memory.py [--quick] [--reps N] [--json out.json]
+    .venv/bin/python bench/bench_memory.py [--quick] [--reps N] [--json out.json]
 """
 from __future__ import annotations
 

@@ -18,7 +18,7 @@
 Servers and measurements alternate (``interleaved``); each figure is the
 median over repetitions.
 
-    PYTHONPATH=. python bench/bench_onnx.py [--quick] [--reps N]
+    .venv/bin/python bench/bench_onnx.py [--quick] [--reps N]
 """
 from __future__ import annotations
 

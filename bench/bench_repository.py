@@ -15,8 +15,8 @@
 
 Usage::
 
-    PYTHONPATH=. python bench/bench_repository.py           # seed workload (~3 min)
-    PYTHONPATH=. python bench/bench_repository.py --quick   # (~1 min)
+    .venv/bin/python bench/bench_repository.py           # seed workload (~3 min)
+    .venv/bin/python bench/bench_repository.py --quick   # (~1 min)
 """
 from __future__ import annotations
 

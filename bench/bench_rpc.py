@@ -23,7 +23,7 @@ min–max.
 
 Usage::
 
-    PYTHONPATH=. python bench/bench_rpc.py [--quick] [--reps N] [--json out.json]
+    .venv/bin/python bench/bench_rpc.py [--quick] [--reps N] [--json out.json]
 """
 from __future__ import annotations
 

@@ -10,15 +10,17 @@ workload, and the request path with Prometheus metrics on and off.
   no HTTP and no codec (one core encrypting, one decrypting, as the real
   path does).
 * **Metrics**: 1x4 float32 calls, p50 and p99, to a server with metrics on
-  (the default) and one with ``--no-metrics``.
+  (the default) and one with ``--no-metrics``, on the default inline path
+  and on a model worker (``--inline-max-us 0``, where the worker writes the
+  answer itself).
 
 Every server runs in its own process on 127.0.0.1; repetitions interleave
 the sides (the order alternates) and tables show medians with min-max.
 
 Usage::
 
-    PYTHONPATH=. python bench/bench_security.py            # seed workload
-    PYTHONPATH=. python bench/bench_security.py --quick    # 16 rows
+    .venv/bin/python bench/bench_security.py            # seed workload
+    .venv/bin/python bench/bench_security.py --quick    # 16 rows
 """
 from __future__ import annotations
 
@@ -144,7 +146,10 @@ def run(args: argparse.Namespace) -> Report:
         certs = _certificates(Path(directory))
         tls_flags = ("--tls-cert", str(certs.server_cert), "--tls-key", str(certs.server_key))  # type: ignore[attr-defined]
         servers = {"plain": _server(response_shape), "tls": _server(response_shape, *tls_flags),
-                   "no-metrics": _server(response_shape, "--no-metrics")}
+                   "no-metrics": _server(response_shape, "--no-metrics"),
+                   # Calls on a model worker, which writes its own answer (design.md, Threads).
+                   "worker": _server(response_shape, "--inline-max-us", "0"),
+                   "worker-no-metrics": _server(response_shape, "--no-metrics", "--inline-max-us", "0")}
         ceiling = TlsCeiling(certs, x.nbytes, response_bytes)
         try:
             clients = {name: Client(server.line, timeout=120, ca_file=str(certs.ca))  # type: ignore[attr-defined]
@@ -154,7 +159,8 @@ def run(args: argparse.Namespace) -> Report:
                 client.infer(small_x)
             ceiling.call()
             seed: dict[str, list[float]] = {"plain": [], "tls": [], "ceiling": []}
-            small: dict[str, list[float]] = {"plain": [], "no-metrics": [], "tls": []}
+            small: dict[str, list[float]] = {"plain": [], "no-metrics": [], "tls": [], "worker": [],
+                                             "worker-no-metrics": []}
             p50s: dict[str, list[float]] = {name: [] for name in small}
             for rep in range(reps):
                 interleaved(rep, [lambda: seed["plain"].append(_seconds(lambda: clients["plain"].infer(x))),
@@ -183,10 +189,13 @@ def run(args: argparse.Namespace) -> Report:
     report.add("", f"1x4 float32 calls: {small_calls} per side per repetition; p50 is the median of the "
                "repetitions' p50s.", "")
     report.add("| server | p50 µs | p50 min–max | p99 µs |", "|---|---:|---:|---:|")
-    for name, label in (("plain", "metrics on (default)"), ("no-metrics", "--no-metrics"), ("tls", "TLS, metrics on")):
+    for name, label in (("plain", "metrics on (default)"), ("no-metrics", "--no-metrics"), ("tls", "TLS, metrics on"),
+                        ("worker", "on a worker (--inline-max-us 0), metrics on"),
+                        ("worker-no-metrics", "on a worker, --no-metrics")):
         report.add(f"| {label} | {median(p50s[name]) * 1e6:.0f} | {spread(p50s[name], 1e6, 0)} | "
                    f"{percentile(small[name], 99) * 1e6:.0f} |")
     metrics_ratio = median(p50s["plain"]) / median(p50s["no-metrics"])
+    worker_ratio = median(p50s["worker"]) / median(p50s["worker-no-metrics"])
     anchor = median(throughput["ceiling"]) / plain
     report.add("", f"TLS runs at {tls_ratio:.2f}x plain HTTP; TLS alone (two Python ssl sockets, no HTTP, no "
                f"codec) moves the seed at {anchor:.2f}x plain, and the TLS path at {ceiling_ratio:.2f}x of that. "
@@ -195,6 +204,8 @@ def run(args: argparse.Namespace) -> Report:
                "in C: encryption and that record handling bound the TLS path, not HTTP or the codec.")
     report.target("seed over TLS ≥ 0.5x plain HTTP rows/s", f"{tls_ratio:.2f}x", tls_ratio >= 0.5)
     report.target("1x4 p50, metrics on vs off, within 5 %", f"{metrics_ratio:.3f}x", abs(metrics_ratio - 1) <= 0.05)
+    report.target("1x4 p50 on a worker, metrics on vs off, within 5 %", f"{worker_ratio:.3f}x",
+                  abs(worker_ratio - 1) <= 0.05)
     return report
 
 

@@ -26,7 +26,7 @@ twice).
 
 Usage::
 
-    PYTHONPATH=. python bench/bench_serialization.py [--quick] [--reps N] [--json out.json]
+    .venv/bin/python bench/bench_serialization.py [--quick] [--reps N] [--json out.json]
 """
 from __future__ import annotations
 

@@ -23,10 +23,10 @@ rows/s of each and the two ratios.
 
 Usage::
 
-    PYTHONPATH=. .venv/bin/python bench/bench_v2.py             # 128 rows, 5 reps x 5 calls
-    PYTHONPATH=. .venv/bin/python bench/bench_v2.py --quick     # 8 rows, a smoke run
-    PYTHONPATH=. .venv/bin/python bench/bench_v2.py --no-triton # only the tf-graphpipe serve rows
-    PYTHONPATH=. .venv/bin/python bench/bench_v2.py --reps 9 --json v2.json
+    .venv/bin/python bench/bench_v2.py             # 128 rows, 5 reps x 5 calls
+    .venv/bin/python bench/bench_v2.py --quick     # 8 rows, a smoke run
+    .venv/bin/python bench/bench_v2.py --no-triton # only the tf-graphpipe serve rows
+    .venv/bin/python bench/bench_v2.py --reps 9 --json v2.json
 """
 from __future__ import annotations
 

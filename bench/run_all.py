@@ -18,9 +18,9 @@ every table, the targets), ``NAME.md`` / ``NAME.log`` per bench, and
 
 Usage::
 
-    PYTHONPATH=. python bench/run_all.py            # the seed workload (about 15-30 minutes)
-    PYTHONPATH=. python bench/run_all.py --quick    # small sizes, a few minutes
-    PYTHONPATH=. python bench/run_all.py --only rpc,memory
+    .venv/bin/python bench/run_all.py            # the seed workload (about 15-30 minutes)
+    .venv/bin/python bench/run_all.py --quick    # small sizes, a few minutes
+    .venv/bin/python bench/run_all.py --only rpc,memory
 """
 from __future__ import annotations
 
@@ -190,7 +190,7 @@ def markdown_targets(markdown: str) -> list[list[str]]:
 def summary(results: list[dict], missing: list[tuple[str, str, str]], mode: str, info: dict[str, str],
             images: dict[str, list[str]], image_prefix: str) -> str:
     lines = [f"# Benchmark results ({mode} run)", "",
-             f"`PYTHONPATH=. python bench/run_all.py{'' if mode == 'full' else ' --' + mode}`; "
+             f"`.venv/bin/python bench/run_all.py{'' if mode == 'full' else ' --' + mode}`; "
              "every ratio compares figures measured in this same run. See `bench/README.md` for what "
              "each bench does.", "", "## Machine", "",
              *md_table(["", ""], [[k, v] for k, v in info.items()], "ll"), ""]

@@ -142,3 +142,28 @@ def test_no_metrics_turns_the_route_off() -> None:
         connection.close()
         assert response.status == 404
         np.testing.assert_array_equal(Client(running.url).infer(np.zeros((1, 3), np.float32)), [[1, 1, 1]])
+
+
+def test_a_scrape_after_an_answer_counts_it_when_a_worker_wrote_the_answer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Calls run on a model worker (inline off), observed (metrics on, and
+    our Client sends a traceparent), are written by the worker itself; the
+    loop still hears of each answer before the client can scrape."""
+    from tf_graphpipe.server import http_server
+
+    direct_writes = 0
+    write = http_server._SocketWriter.__call__
+
+    def counted(self: http_server._SocketWriter, answer: object) -> object:
+        nonlocal direct_writes
+        direct_writes += 1
+        return write(self, answer)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(http_server._SocketWriter, "__call__", counted)
+    with tf_graphpipe.serve(checked, name="checked", inline_max_us=0) as running:
+        client = Client(running.url)
+        before = value(scrape(running), "graphpipe_requests_total", code="200", **GRAPHPIPE)
+        for i in range(1, 21):
+            client.infer(np.zeros((2, 3), np.float32))
+            counted_now = value(scrape(running), "graphpipe_requests_total", code="200", **GRAPHPIPE)
+            assert counted_now - before == i
+    assert direct_writes >= 10, "the worker wrote no answers itself: the test does not test the direct write"

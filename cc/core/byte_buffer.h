@@ -1,7 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 // ByteBuffer: an owned, 64-byte aligned, growable byte buffer. Received HTTP
 // bodies land here in one piece (sized from Content-Length when the peer sends
-// it), so decoded tensors can be viewed in place. Movable, not copyable, not
+// it), so decoded tensors can be viewed in place. The aligned byte is byte 0
+// unless AlignAt() moves it: a v2 answer's first tensor blob follows a JSON
+// header of any length, and lands aligned when the header's length is known
+// before the body arrives. Movable (addresses kept), not copyable, not
 // thread-safe.
 #ifndef TF_GRAPHPIPE_CC_CORE_BYTE_BUFFER_H_
 #define TF_GRAPHPIPE_CC_CORE_BYTE_BUFFER_H_
@@ -28,14 +31,16 @@ class ByteBuffer {
   static constexpr size_t kHugeThreshold = size_t{4} << 20;
 
   ByteBuffer() = default;
-  ~ByteBuffer() { std::free(data_); }
+  ~ByteBuffer() { std::free(block_); }
   ByteBuffer(ByteBuffer&& other) noexcept { *this = std::move(other); }
   ByteBuffer& operator=(ByteBuffer&& other) noexcept {
     if (this != &other) {
-      std::free(data_);
+      std::free(block_);
+      block_ = std::exchange(other.block_, nullptr);
       data_ = std::exchange(other.data_, nullptr);
       size_ = std::exchange(other.size_, 0);
       capacity_ = std::exchange(other.capacity_, 0);
+      lead_ = std::exchange(other.lead_, 0);
     }
     return *this;
   }
@@ -47,19 +52,32 @@ class ByteBuffer {
   size_t size() const { return size_; }
   size_t capacity() const { return capacity_; }
 
+  // Makes byte `offset` of the contents the aligned one (data() is then
+  // aligned only when offset % kAlignment == 0). Only while the buffer is
+  // empty: memory already reserved is given back.
+  void AlignAt(size_t offset) {
+    const size_t lead = (kAlignment - offset % kAlignment) % kAlignment;
+    if (size_ != 0 || lead == lead_) return;
+    std::free(block_);
+    block_ = data_ = nullptr;
+    capacity_ = 0;
+    lead_ = lead;
+  }
+
   // Ensures room for `capacity` bytes in total. Returns false when the memory
   // cannot be had; the buffer is then unchanged.
   bool Reserve(size_t capacity) {
     if (capacity <= capacity_) return true;
     const size_t alignment = capacity >= kHugeThreshold ? kHugePage : kAlignment;
-    size_t rounded = (capacity + alignment - 1) / alignment * alignment;
+    size_t rounded = (capacity + lead_ + alignment - 1) / alignment * alignment;
     auto* grown = static_cast<uint8_t*>(std::aligned_alloc(alignment, rounded));
     if (grown == nullptr) return false;
     if (alignment == kHugePage) madvise(grown, rounded, MADV_HUGEPAGE);  // advisory
-    if (size_ > 0) std::memcpy(grown, data_, size_);
-    std::free(data_);
-    data_ = grown;
-    capacity_ = rounded;
+    if (size_ > 0) std::memcpy(grown + lead_, data_, size_);
+    std::free(block_);
+    block_ = grown;
+    data_ = grown + lead_;
+    capacity_ = rounded - lead_;
     return true;
   }
 
@@ -85,9 +103,11 @@ class ByteBuffer {
   void Clear() { size_ = 0; }
 
  private:
+  uint8_t* block_ = nullptr;  // what aligned_alloc gave; data_ is lead_ bytes in
   uint8_t* data_ = nullptr;
   size_t size_ = 0;
-  size_t capacity_ = 0;
+  size_t capacity_ = 0;  // from data_
+  size_t lead_ = 0;
 };
 
 }  // namespace tf_graphpipe

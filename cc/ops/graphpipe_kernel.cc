@@ -7,10 +7,13 @@
 #include <utility>
 #include <vector>
 
+#include "cc/core/cancel_token.h"
 #include "cc/core/http_client.h"
+#include "cc/ops/answer_tensors.h"
 #include "cc/ops/endpoint.h"
 #include "cc/ops/tf_status.h"
 #include "cc/ops/tf_tensor_views.h"
+#include "tensorflow/core/framework/cancellation.h"
 #include "tensorflow/core/platform/threadpool.h"
 
 namespace tf_graphpipe {
@@ -88,26 +91,64 @@ void GraphPipeCallOp::ComputeAsync(tf::OpKernelContext* ctx, DoneCallback done) 
   }
   auto call = std::make_shared<RemoteCall>(options_, std::move(url), std::move(inputs),
                                            DeadlineAfter(timeout_seconds_));
+  // Cancellation: the step's manager cancels the call's token, which aborts
+  // its transfers (http_transport.h). The relay holds only the token, so it
+  // may run late (during or after the completion) harmlessly; it is
+  // deregistered without waiting. done() runs once, from the completion.
+  auto cancel = std::make_shared<CancelToken>();
+  call->set_cancel_token(cancel);
+  tf::CancellationManager* step = ctx->cancellation_manager();
+  tf::CancellationToken registration = tf::CancellationManager::kInvalidToken;
+  if (step != nullptr) {
+    registration = step->get_cancellation_token();
+    if (!step->RegisterCallback(registration, [cancel] { cancel->Cancel(); })) {
+      ctx->SetStatus(absl::CancelledError("remote call not started: the step was cancelled"));
+      done();
+      return;
+    }
+  }
   tf::thread::ThreadPool* workers = ctx->device()->tensorflow_cpu_worker_threads()->workers;
   HttpTransport* transport = transport_ != nullptr ? transport_ : &HttpClient::Shared();
   RemoteCall::Start(
       call, transport, [workers](std::function<void()> work) { workers->Schedule(std::move(work)); },
-      [this, ctx, done = std::move(done), call](Status status) {
-        Finish(ctx, status.ok() ? FillOutputs(ctx, *call) : ToTfStatus(status));
+      [this, ctx, done = std::move(done), call, cancel, step, registration](Status status) {
+        if (step != nullptr) step->TryDeregisterCallback(registration);
+        if (cancel->cancelled()) {
+          // Never soft: the step is ending, nobody reads these outputs.
+          ctx->SetStatus(absl::CancelledError(
+              status.code() == Code::kCancelled ? status.message()
+                                                : "call cancelled: the step was cancelled"));
+        } else {
+          Finish(ctx, status.ok() ? FillOutputs(ctx, call.get()) : ToTfStatus(status));
+        }
         done();
       });
 }
 
 // Returns the status instead of using OP_REQUIRES: TensorFlow forbids the
 // synchronous macros in an AsyncOpKernel.
-absl::Status GraphPipeCallOp::FillOutputs(tf::OpKernelContext* ctx, const RemoteCall& call) const {
+absl::Status GraphPipeCallOp::FillOutputs(tf::OpKernelContext* ctx, RemoteCall* call) const {
   std::vector<tf::TensorShape> shapes;
-  TF_RETURN_IF_ERROR(declared_->Check(call.request_url(), call.outputs(), &shapes));
+  const std::vector<TensorView>& views = call->outputs();
+  TF_RETURN_IF_ERROR(declared_->Check(call->request_url(), views, &shapes));
+  // The answer's bytes move out of the call and into the outputs that view
+  // them (answer_tensors.h): they outlive the call and later calls.
+  auto answer = std::make_shared<const AnswerBytes>(call->TakeAnswerBytes());
+  const std::vector<bool> viewed = ViewableOutputs(views, *answer);
+  int64_t copied = 0;
   for (size_t i = 0; i < shapes.size(); ++i) {
+    const int index = static_cast<int>(i);
+    if (viewed[i]) {
+      ctx->set_output(index, TensorOverAnswer(answer, views[i], ctx->expected_output_dtype(index),
+                                              shapes[i]));
+      continue;
+    }
     tf::Tensor* output = nullptr;
-    TF_RETURN_IF_ERROR(ctx->allocate_output(static_cast<int>(i), shapes[i], &output));
-    CopyViewToTensor(call.outputs()[i], output);
+    TF_RETURN_IF_ERROR(ctx->allocate_output(index, shapes[i], &output));
+    CopyViewToTensor(views[i], output);
+    ++copied;
   }
+  NoteFilledOutputs(*answer, static_cast<int64_t>(shapes.size()) - copied, copied);
   return absl::OkStatus();
 }
 

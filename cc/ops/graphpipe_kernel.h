@@ -4,11 +4,17 @@
 // the request, and reads the answer. The kernel views its input tensors
 // (large ones are sent from their memory: TensorFlow keeps an async kernel's
 // inputs alive until done() runs), starts the call and returns; the
-// completion checks the answer against the declared outputs, copies it into
-// them (one copy) and calls done(). No TensorFlow thread waits on the network.
+// completion checks the answer against the declared outputs, hands them the
+// answer's memory where it is aligned (answer_tensors.h; else one copy) and
+// calls done(). No TensorFlow thread waits on the network.
 //
 // GraphPipeCallWithStatus runs the same kernel: a call's failure becomes its
 // two status outputs (and zero outputs) instead of the step's error.
+//
+// When TensorFlow cancels the step (another op failed, a tf.data iterator
+// went away, a cancellation manager fired), the call's transfers are aborted
+// and their connections closed, and the kernel fails with Cancelled (in
+// either op: a cancelled step reads no status).
 //
 // The HTTP transport is a seam: the registered kernel sends through the
 // process's shared HttpClient (looked up per call, so a forked child uses its
@@ -40,7 +46,7 @@ class GraphPipeCallOp : public tensorflow::AsyncOpKernel {
   void ComputeAsync(tensorflow::OpKernelContext* ctx, DoneCallback done) override;
 
  private:
-  absl::Status FillOutputs(tensorflow::OpKernelContext* ctx, const RemoteCall& call) const;
+  absl::Status FillOutputs(tensorflow::OpKernelContext* ctx, RemoteCall* call) const;
   // Every run ends here, once, with the call's status: the step's status,
   // or for GraphPipeCallWithStatus the status outputs.
   void Finish(tensorflow::OpKernelContext* ctx, const absl::Status& status) const;

@@ -7,14 +7,20 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <memory>
+#include <thread>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
 #include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
+#include "tensorflow/core/framework/cancellation.h"
 #include "cc/core/codec.h"
+#include "cc/ops/answer_tensors.h"
 #include "cc/ops/endpoint.h"
 #include "cc/ops/tf_tensor_views.h"
 #include "tensorflow/core/common_runtime/device_factory.h"
@@ -118,16 +124,25 @@ class KernelTest : public ::testing::Test {
     params.op_kernel = kernel_.get();
     params.inputs = inputs;
     params.output_attr_array = output_attrs.data();
+    params.cancellation_manager = cancellation_;
     tf::OpKernelContext ctx(&params, num_outputs);
     absl::Notification finished;
     kernel_->AsAsync()->ComputeAsync(&ctx, [&finished] { finished.Notify(); });
-    finished.WaitForNotification();
+    if (while_running_) while_running_();
+    if (!finished.WaitForNotificationWithTimeout(absl::Seconds(30))) {
+      ADD_FAILURE() << "the kernel never called done()";
+      std::abort();  // ctx is about to go while the kernel may still use it
+    }
     if (ctx.status().ok()) {
       for (int i = 0; i < num_outputs; ++i) outputs->push_back(*ctx.mutable_output(i));
     }
     return ctx.status();
   }
 
+  // The step's cancellation manager (none when null), and what runs while a
+  // call is in flight, after ComputeAsync returned.
+  tf::CancellationManager* cancellation_ = nullptr;
+  std::function<void()> while_running_;
   FakeTransport transport_;
   std::unique_ptr<tf::Device> device_;
   std::unique_ptr<tf::OpKernel> kernel_;
@@ -216,6 +231,141 @@ TEST_F(KernelTest, V2OnlyProtocolRefusesAGraphPipeUrlWithoutSending) {
   EXPECT_TRUE(transport_.sent().empty());
 }
 
+// ---- outputs that view the answer (answer_tensors.h) ----
+
+struct LastAnswer {
+  uintptr_t begin = 0, end = 0;
+  int64_t viewed = 0, copied = 0;
+};
+
+LastAnswer ReadLastAnswer() {
+  LastAnswer last;
+  TfGraphPipeTestingLastAnswer(&last.begin, &last.end, &last.viewed, &last.copied);
+  return last;
+}
+
+bool Inside(const tf::Tensor& t, const LastAnswer& last) {
+  const auto address = reinterpret_cast<uintptr_t>(t.tensor_data().data());
+  return address >= last.begin && address + t.TotalBytes() <= last.end;
+}
+
+std::vector<float> Ramp(size_t n, float start) {
+  std::vector<float> values(n);
+  for (size_t i = 0; i < n; ++i) values[i] = start + static_cast<float>(i);
+  return values;
+}
+
+// A v2 binary answer of one FP32 output whose blob follows a JSON header of
+// `header_mod_64` bytes modulo 64 (padded with spaces, which JSON allows).
+std::string V2BinaryAnswer(const std::vector<float>& values, size_t header_mod_64,
+                           std::vector<std::pair<std::string, std::string>>* headers) {
+  const size_t nbytes = values.size() * sizeof(float);
+  std::string header = Json({{"outputs", {{{"name", "y"}, {"datatype", "FP32"},
+                                           {"shape", {values.size()}},
+                                           {"parameters", {{"binary_data_size", nbytes}}}}}}})
+                           .dump();
+  while (header.size() % 64 != header_mod_64) header += ' ';
+  headers->push_back({"inference-header-content-length", std::to_string(header.size())});
+  return header + std::string(reinterpret_cast<const char*>(values.data()), nbytes);
+}
+
+TEST_F(KernelTest, LargeAlignedAnswerIsViewedAndOutlivesTheCallAndLaterCalls) {
+  ASSERT_TRUE(Build(Node{}).ok());
+  const std::vector<float> first = Ramp(kViewMinBytes / sizeof(float) * 2, 1.0f);
+  transport_.Answer(200, GraphPipeAnswer(first));
+  tf::Tensor kept;
+  ASSERT_TRUE(Run("http://127.0.0.1:9/", {1.0f}, &kept).ok());
+  const LastAnswer after_first = ReadLastAnswer();
+  EXPECT_TRUE(Inside(kept, after_first));
+  EXPECT_TRUE(kept.IsAligned());
+
+  transport_.Answer(200, GraphPipeAnswer(Ramp(first.size(), -5.0f)));
+  tf::Tensor second;
+  ASSERT_TRUE(Run("http://127.0.0.1:9/", {1.0f}, &second).ok());
+  EXPECT_EQ(ReadLastAnswer().viewed, after_first.viewed + 1);
+  kernel_.reset();  // the kernel and every call object are gone
+  ASSERT_EQ(kept.NumElements(), static_cast<int64_t>(first.size()));
+  EXPECT_EQ(std::memcmp(kept.tensor_data().data(), first.data(), kept.TotalBytes()), 0);
+  EXPECT_EQ(second.flat<float>()(3), -2.0f);
+}
+
+TEST_F(KernelTest, MisalignedAnswerIsCopiedExactly) {
+  Node node;
+  node.protocol = "v2";
+  node.input_names = {"x"};
+  ASSERT_TRUE(Build(node).ok());
+  const std::vector<float> values = Ramp(kViewMinBytes / sizeof(float) * 2, 0.5f);
+  std::vector<std::pair<std::string, std::string>> headers;
+  // The scripted transport places the body at an aligned address, so the
+  // blob sits 4 bytes past a 64-byte boundary.
+  std::string body = V2BinaryAnswer(values, 4, &headers);
+  transport_.Answer(200, std::move(body), headers);
+  const LastAnswer before = ReadLastAnswer();
+  tf::Tensor out;
+  ASSERT_TRUE(Run("http://127.0.0.1:9/v2/models/m", {1.0f}, &out).ok());
+  const LastAnswer after = ReadLastAnswer();
+  EXPECT_FALSE(Inside(out, after));
+  EXPECT_EQ(after.copied, before.copied + 1);
+  EXPECT_TRUE(out.IsAligned());
+  ASSERT_EQ(out.NumElements(), static_cast<int64_t>(values.size()));
+  EXPECT_EQ(std::memcmp(out.tensor_data().data(), values.data(), out.TotalBytes()), 0);
+}
+
+TEST_F(KernelTest, SmallAnswerIsCopied) {
+  ASSERT_TRUE(Build(Node{}).ok());
+  transport_.Answer(200, GraphPipeAnswer(Ramp(1000, 2.0f)));
+  const LastAnswer before = ReadLastAnswer();
+  tf::Tensor out;
+  ASSERT_TRUE(Run("http://127.0.0.1:9/", {1.0f}, &out).ok());
+  const LastAnswer after = ReadLastAnswer();
+  EXPECT_FALSE(Inside(out, after));
+  EXPECT_EQ(after.copied, before.copied + 1);
+  EXPECT_EQ(out.flat<float>()(999), 1001.0f);
+}
+
+TensorView FloatView(const uint8_t* data, size_t nbytes) {
+  TensorView view;
+  view.type = DType::kFloat32;
+  view.shape = {static_cast<int64_t>(nbytes / sizeof(float))};
+  view.data = data;
+  view.nbytes = nbytes;
+  return view;
+}
+
+TEST(ViewableOutputs, OverlappingTensorsAreCopiedTheRestViewed) {
+  AnswerBytes answer;
+  ASSERT_TRUE(answer.body.Resize(5 * kViewMinBytes));
+  const uint8_t* base = answer.body.data();
+  // Two outputs a peer pointed at overlapping bytes, one apart, one small.
+  const std::vector<TensorView> outputs = {
+      FloatView(base, kViewMinBytes), FloatView(base + kViewMinBytes / 2, kViewMinBytes),
+      FloatView(base + 2 * kViewMinBytes, 3 * kViewMinBytes), FloatView(base + kViewMinBytes, 64)};
+  EXPECT_EQ(ViewableOutputs(outputs, answer), (std::vector<bool>{false, false, true, false}));
+}
+
+TEST(ViewableOutputs, AnswerMostlyCopiedIsCopiedWhole) {
+  // A large output beside larger ones that must be copied: viewing it alone
+  // would keep the whole answer alive for a third of it.
+  AnswerBytes answer;
+  ASSERT_TRUE(answer.body.Resize(6 * kViewMinBytes + 4));
+  const uint8_t* base = answer.body.data();
+  const std::vector<TensorView> outputs = {FloatView(base, 2 * kViewMinBytes),
+                                           FloatView(base + 2 * kViewMinBytes + 4, 4 * kViewMinBytes)};
+  EXPECT_EQ(ViewableOutputs(outputs, answer), (std::vector<bool>{false, false}));
+}
+
+TEST(ByteBufferAlignAt, ChosenOffsetIsAlignedAndContentsKeptAsItGrows) {
+  ByteBuffer body;
+  body.AlignAt(5);
+  ASSERT_TRUE(body.Append("0123456789", 10));
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(body.data() + 5) % ByteBuffer::kAlignment, 0u);
+  ASSERT_TRUE(body.Reserve(ByteBuffer::kHugeThreshold + 1));  // reallocates, huge-page aligned
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(body.data() + 5) % ByteBuffer::kAlignment, 0u);
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(body.data()), body.size()), "0123456789");
+  ByteBuffer moved = std::move(body);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(moved.data() + 5) % ByteBuffer::kAlignment, 0u);
+}
+
 TEST_F(KernelTest, WithStatusReportsAFailedCallAsZerosAndItsStatus) {
   Node node;
   node.op = "GraphPipeCallWithStatus";
@@ -257,6 +407,54 @@ TEST_F(KernelTest, WithStatusPassesAGoodAnswerWithCodeZero) {
   EXPECT_EQ(outputs[0].flat<float>()(1), 4.0f);
   EXPECT_EQ(outputs[1].scalar<int32_t>()(), 0);
   EXPECT_EQ(outputs[2].scalar<tf::tstring>()(), "");
+}
+
+// Waits (bounded) until the transport has been handed `count` requests.
+bool WaitSent(const FakeTransport& transport, size_t count) {
+  for (int i = 0; i < 2000 && transport.sent().size() < count; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return transport.sent().size() >= count;
+}
+
+TEST_F(KernelTest, StepCancellationAbortsTheCallInFlight) {
+  ASSERT_TRUE(Build(Node{}).ok());
+  transport_.Hang();
+  tf::CancellationManager step;
+  cancellation_ = &step;
+  while_running_ = [this, &step] {
+    ASSERT_TRUE(WaitSent(transport_, 1));
+    step.StartCancel();
+  };
+  tf::Tensor out;
+  absl::Status status = Run("http://127.0.0.1:9/", {1.0f}, &out);
+  EXPECT_EQ(status.code(), absl::StatusCode::kCancelled) << status.message();
+}
+
+TEST_F(KernelTest, WithStatusStillFailsWhenTheStepIsCancelled) {
+  Node node;
+  node.op = "GraphPipeCallWithStatus";
+  ASSERT_TRUE(Build(node).ok());
+  transport_.Hang();
+  tf::CancellationManager step;
+  cancellation_ = &step;
+  while_running_ = [this, &step] {
+    ASSERT_TRUE(WaitSent(transport_, 1));
+    step.StartCancel();
+  };
+  std::vector<tf::Tensor> outputs;
+  EXPECT_EQ(RunAll("http://127.0.0.1:9/", {1.0f}, &outputs).code(), absl::StatusCode::kCancelled);
+}
+
+TEST_F(KernelTest, CancelledStepSendsNothing) {
+  ASSERT_TRUE(Build(Node{}).ok());
+  tf::CancellationManager step;
+  step.StartCancel();
+  cancellation_ = &step;
+  tf::Tensor out;
+  absl::Status status = Run("http://127.0.0.1:9/", {1.0f}, &out);
+  EXPECT_EQ(status.code(), absl::StatusCode::kCancelled);
+  EXPECT_TRUE(transport_.sent().empty());
 }
 
 }  // namespace

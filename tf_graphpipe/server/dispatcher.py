@@ -220,7 +220,7 @@ class Dispatcher:
         lease = request.lease
         body = lease.body() if lease is not None else b""
         if request.seen is not None:  # answers go out through the observer
-            reply = self._observed(request, reply, len(body))
+            reply, write = self._observed(request, reply, write, len(body))
         try:
             outcome = request.target.respond(body, request.header_length)
         except Exception as exc:  # noqa: BLE001 - the caller's mistake, or ours: an answer
@@ -235,9 +235,7 @@ class Dispatcher:
         served: ServedModel = request.target.served  # type: ignore[assignment]
         request.call = outcome
         request.reply = reply
-        # An observed request (metrics, access log, spans) is answered from the
-        # loop: the observer, loop-only, must hear of it before the client does.
-        request.write = write if request.seen is None else None
+        request.write = write
         if request.seen is not None:
             request.seen.submitted = time.perf_counter()
         if served.batcher is not None:
@@ -347,15 +345,37 @@ class Dispatcher:
     def _error(self, request: Request, exc: BaseException) -> Answer:
         return request.target.wire.error(failure(exc, request.where, debug=self.debug))
 
-    def _observed(self, request: Request, reply: Reply, body_bytes: int) -> Reply:
-        """``reply``, telling the observer first (metrics, access log, spans)."""
+    def _observed(self, request: Request, reply: Reply, write: DirectWrite | None,
+                  body_bytes: int) -> tuple[Reply, DirectWrite | None]:
+        """``reply`` and ``write``, telling the observer (metrics, access log,
+        spans) of the answer once, on the loop, before the client can see it:
+        a scrape of /metrics made after an answer arrived counts that answer.
+        ``write`` is kept only when the observer lets workers write."""
         seen: Observation = request.seen  # type: ignore[assignment]
+        told = False
+
+        def tell(answer: Answer) -> None:  # on the loop
+            nonlocal told
+            if not told:
+                told = True
+                self.observer.answered(seen, request.method, request.path, answer.status, body_bytes, answer.length)
 
         def observed(answer: Answer) -> None:
-            self.observer.answered(seen, request.method, request.path, answer.status, body_bytes, answer.length)
+            tell(answer)
             reply(answer)
 
-        return observed
+        if write is None or not self.observer.lets_workers_write:
+            return observed, None
+        loop = asyncio.get_running_loop()
+        direct = write
+
+        def observed_write(answer: Answer) -> list[Any] | None:  # on a worker
+            # Queued before the first byte goes out, so the loop runs it before
+            # it can read anything the client sends after seeing the answer.
+            loop.call_soon_threadsafe(tell, answer)
+            return direct(answer)
+
+        return observed, observed_write
 
 
 def _rows(call: Call) -> int:

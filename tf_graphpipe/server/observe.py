@@ -57,6 +57,11 @@ class RequestObserver:
         self.spans = spans
         self._traced = access_log is not None or spans is not None
         self.active = self._traced or metrics is not None  # else only a caller's traceparent is looked at
+        # A worker may write an answer itself once its record is queued on the
+        # loop when all that is recorded is read through the loop (/metrics);
+        # the access log and spans are read elsewhere, so they are written
+        # before the client can see the answer, from the loop.
+        self.lets_workers_write = not self._traced
 
     def begin(self, traceparent: bytes | None, model: tuple[str, str, str] | None, body_bytes: int,
               refused: int = 0) -> Observation:
