@@ -150,6 +150,7 @@ Status RemoteCall::MetadataRequest(Clock::time_point not_before, HttpRequest* re
       BaseRequest(target_.v2.metadata_url, *options_, deadline_, traceparent_, 0, request));
   request->post = false;
   request->not_before = not_before;
+  request->cancel = cancel_;
   return Status::Ok();
 }
 
@@ -184,6 +185,7 @@ Status RemoteCall::Assemble(Clock::time_point not_before, HttpRequest* request) 
   TF_GRAPHPIPE_RETURN_IF_ERROR(
       BaseRequest(request_url_, *options_, deadline_, traceparent_, 0, request));
   request->not_before = not_before;
+  request->cancel = cancel_;
   // How long the caller still waits when this attempt goes out.
   const uint64_t left_us = MicrosecondsLeft(deadline_, std::max(Clock::now(), not_before));
   const std::vector<std::string_view> output_names(options_->output_names.begin(),
