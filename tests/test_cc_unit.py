@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """C++ unit tests (googletest, tests/cc/): the call plan that the op kernel and
-``Client`` share, driven through its transport seam with no network; and the
+``Client`` share, driven through its transport seam with no network, and the
+cancel token its requests carry; and the
 op kernel, built by TensorFlow's registry and given a scripted transport
 through its constructor, with its check of answers against declared outputs.
 Built here with g++ from the same sources and flags as setup.py (TensorFlow's
@@ -87,14 +88,17 @@ def _run(binary: Path, env: dict[str, str] | None = None) -> str:
 
 def test_call_plan_unit_tests_pass(include_flags: list[str], tf_flags: tuple[list[str], list[str]],
                                    core_objects: list[str], tmp_path: Path) -> None:
-    test = _compile([str(REPO / "tests" / "cc" / "call_plan_test.cc")],
+    test = _compile([str(REPO / "tests" / "cc" / "call_plan_test.cc"),
+                     str(REPO / "tests" / "cc" / "cancel_token_test.cc")],
                     [*include_flags, *tf_flags[0]], tmp_path / "obj")
     binary = tmp_path / "call_plan_test"
     link = subprocess.run(["g++", *FLAGS, *core_objects, *test, *GTEST, "-lcurl", "-o", str(binary)],
                           capture_output=True, text=True, timeout=600, check=False)
     assert link.returncode == 0, link.stderr[-6000:]
     report = _run(binary)
-    assert "[       OK ] RemoteCallAsync.V2MetadataThenInferEncodesOnTheExecutor" in report
+    for test in ("RemoteCallAsync.V2MetadataThenInferEncodesOnTheExecutor",
+                 "CancelToken.DeregisterWaitsForACallbackRunningElsewhere"):
+        assert f"[       OK ] {test}" in report
 
 
 def test_op_kernel_unit_tests_pass(include_flags: list[str], tf_flags: tuple[list[str], list[str]],
@@ -113,5 +117,6 @@ def test_op_kernel_unit_tests_pass(include_flags: list[str], tf_flags: tuple[lis
     library_dir = next(flag[2:] for flag in tf_link if flag.startswith("-L"))
     report = _run(binary, {"LD_LIBRARY_PATH": library_dir, "TF_CPP_MIN_LOG_LEVEL": "2"})
     for test in ("DeclaredOutputs.MatchingAnswerIsCopiedIntoTensorsExactly",
-                 "KernelTest.TimeoutAttrIsTheDeadlineOfEveryRequestOfTheCall"):
+                 "KernelTest.TimeoutAttrIsTheDeadlineOfEveryRequestOfTheCall",
+                 "KernelTest.StepCancellationAbortsTheCallInFlight"):
         assert f"[       OK ] {test}" in report

@@ -92,16 +92,21 @@ def is_unavailable(error: BaseException) -> bool:
         isinstance(error, tf_graphpipe.RemoteError) and error.status == 503)
 
 
-@pytest.fixture
-def slow_app(ray_cluster: RayTestCluster) -> Iterator[str]:
+@pytest.fixture(params=[None, True], ids=["proxy-middleware", "gateway"])
+def slow_app(ray_cluster: RayTestCluster, request: pytest.FixtureRequest) -> Iterator[str]:
+    """Two replicas of a slow model, lost replicas answered 503 by the
+    proxy's middleware (the default here: the cluster's proxy has it) or by
+    the gateway."""
     from ray import serve
 
     from tf_graphpipe.ray_serve import deployment
 
     serve.run(deployment("support.ray_models:slow_scale", name="scale", input_specs=ray_models.SCALE_INPUTS,
-                         output_specs=ray_models.SCALE_OUTPUTS, num_replicas=2,
+                         output_specs=ray_models.SCALE_OUTPUTS, num_replicas=2, gateway=request.param,
                          ray_actor_options={"num_cpus": 0.5}), name="failover", route_prefix="/failover")
     try:
+        deployments = serve.status().applications["failover"].deployments
+        assert ("GraphPipeGateway" in deployments) == (request.param is True), list(deployments)
         yield ray_cluster.url + "/failover"
     finally:
         serve.delete("failover")
@@ -131,6 +136,40 @@ def test_worker_node_lost_while_four_clients_call(ray_cluster: RayTestCluster, s
     assert max(o.seconds for o in outcomes) <= DEADLINE + SLACK, "a call outlived its deadline"
     after = [o for o in outcomes if o.started > back_at + 1]
     assert after and all(o.error is None for o in after), [repr(o.error) for o in after if o.error][:3]
+
+
+def test_the_proxy_answers_a_dead_replicas_calls_unavailable_in_both_protocols(
+        ray_cluster: RayTestCluster) -> None:
+    from ray import serve
+
+    from tf_graphpipe.ray_serve import deployment, proxy_answers_lost_replicas
+
+    assert proxy_answers_lost_replicas(ray_cluster.url)
+    serve.run(deployment("support.ray_models:scale_or_exit", name="scale", input_specs=ray_models.SCALE_INPUTS,
+                         output_specs=ray_models.SCALE_OUTPUTS, ray_actor_options={"num_cpus": 0.25}),
+              name="exits", route_prefix="/exits")
+    try:
+        assert "GraphPipeGateway" not in serve.status().applications["exits"].deployments
+        x = np.ones((1, 4), np.float32)
+        for url, protocol in ((ray_cluster.url + "/exits", "graphpipe"),
+                              (ray_cluster.url + "/exits/v2/models/scale", "v2")):
+            client = tf_graphpipe.Client(url, timeout=60, retries=0)
+            with pytest.raises(tf_graphpipe.RemoteError) as lost:
+                client.infer(-x, output_names=["y"])  # the replica's process exits during the call
+            assert lost.value.status == 503, (protocol, lost.value)
+            assert protocol == "v2" or lost.value.code == 14, lost.value  # GraphPipe's Unavailable
+            assert "the model replica is gone" in str(lost.value), protocol
+            deadline = time.monotonic() + 90
+            while True:  # Ray replaces the replica; calls are answered again
+                try:
+                    np.testing.assert_array_equal(client.infer(x, output_names=["y"]), 2 * x)
+                    break
+                except tf_graphpipe.GraphPipeError as exc:
+                    assert is_unavailable(exc), exc
+                    assert time.monotonic() < deadline, "no replica answering within 90 s"
+                    time.sleep(0.5)
+    finally:
+        serve.delete("exits")
 
 
 def test_autoscaling_adds_replicas_under_load_and_removes_them_after(ray_cluster: RayTestCluster) -> None:

@@ -4,20 +4,30 @@ answering GraphPipe and the Open Inference Protocol (KServe v2) exactly as
 ``tf-graphpipe serve`` does. Needs the ``ray`` extra
 (``pip install 'tf-graphpipe[ray]'``).
 
-An application is two deployments:
+Each replica (``GraphPipeModel``, ``ray_serve_replica``) loads the model
+(or every model of a model repository, which it polls on its own) and runs
+the server's own ASGI app, ``GraphPipeApp``: the same routes, metadata,
+health, errors, size limit and dynamic batching (inside each replica) as
+the server's own port.
 
-* ``GraphPipeModel``: the replicas (``ray_serve_replica``). Each loads the
-  model (or every model of a model repository, which it polls on its own)
-  and runs the server's own ASGI app, ``GraphPipeApp``: the same routes,
-  metadata, health, errors, size limit and dynamic batching (inside each
-  replica) as the server's own port.
-* ``GraphPipeGateway``: the HTTP ingress behind Ray's proxy
-  (``ray_serve_gateway``), on the head node. It hands each call to a
-  replica and answers a call whose replica died or went silent with 503
-  Unavailable in the request's protocol, which clients retry; Ray's proxy
-  alone would answer 500 (a model failure) or wait. ``gateway=False``
-  makes the replicas the ingress: one hop less, and Ray's own answers to
-  failures (docs/scaling.md compares the two).
+A call whose replica died or became unreachable must fail as 503
+Unavailable (which clients retry), not as Ray's plain 500 (a model failure).
+Two ways, chosen by ``deployment(gateway=...)``:
+
+* Ray's proxy calls the replicas directly, and a middleware in the proxy
+  (``ray_serve_proxy``) answers 503 when Ray could not get an answer from
+  the replica. Free for the calls that succeed, but the proxy must have been
+  started with it: ``start_serve`` (which ``run`` and ``tf-graphpipe serve
+  --ray`` use) does that, or set ``RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH``
+  for ``ray start --head``.
+* ``GraphPipeGateway`` (``ray_serve_gateway``), an ingress deployment on
+  the head node, hands each call to a replica and answers 503 when Ray
+  reports the replica lost or it has said nothing for ``lost_after_s``.
+  Works with any proxy; costs a second crossing of Ray's object store for
+  every body (docs/scaling.md has the figures).
+
+By default (``gateway=None``) the application uses the proxy's middleware
+when the running proxy has it, else the gateway.
 
 Example::
 
@@ -38,6 +48,8 @@ import json
 import logging
 import os
 import socket
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -48,7 +60,9 @@ from tf_graphpipe.server.repository import DEFAULT_POLL_SECONDS
 from tf_graphpipe.server.specs import IOSpec
 
 __all__ = ["DEFAULT_HEALTH_CHECK_PERIOD_S", "DEFAULT_HEALTH_CHECK_TIMEOUT_S", "RayApplication", "build",
-           "deployment", "run"]
+           "deployment", "proxy_answers_lost_replicas", "run", "start_serve"]
+
+log = logging.getLogger("tf_graphpipe.ray_serve")
 
 MISSING_EXTRA = "tf_graphpipe.ray_serve needs Ray Serve: pip install 'tf-graphpipe[ray]'"
 
@@ -96,7 +110,7 @@ def deployment(
     max_ongoing_requests: int | None = None,
     health_check_period_s: float = DEFAULT_HEALTH_CHECK_PERIOD_S,
     health_check_timeout_s: float = DEFAULT_HEALTH_CHECK_TIMEOUT_S,
-    gateway: bool = True,
+    gateway: bool | None = None,
     lost_after_s: float | None = None,
     gateway_options: Mapping[str, Any] | None = None,
 ) -> Any:
@@ -133,8 +147,11 @@ def deployment(
             or ``max_batch_size`` when larger).
         health_check_period_s, health_check_timeout_s: how often Ray checks
             a replica, and how long it waits before replacing it.
-        gateway: put the gateway in front of the replicas (see the module
-            docstring); False lets Ray's proxy call the replicas directly.
+        gateway: True: the gateway in front of the replicas; False: Ray's
+            proxy calls them directly (a lost replica's calls are 503 only
+            if the proxy has the middleware of ``start_serve``, else Ray's
+            500); None: False when the running proxy has that middleware
+            (``proxy_answers_lost_replicas``), else True.
         lost_after_s: the gateway answers 503 when a replica has said
             nothing for this long (default 10 s).
         gateway_options: Ray deployment options of the gateway
@@ -199,6 +216,10 @@ def deployment(
         replica_options["autoscaling_config"] = dict(autoscaling_config)
     if ray_actor_options is not None:
         replica_options["ray_actor_options"] = dict(ray_actor_options)
+    if gateway is None:
+        gateway = not proxy_answers_lost_replicas()
+        log.info("lost replicas answered 503 by %s", "the gateway (the proxy has no tf-graphpipe middleware)"
+                 if gateway else "Ray's proxy (its tf-graphpipe middleware)")
     replica_class = ModelReplica if gateway else serve.ingress()(ModelReplica)
     replicas = serve.deployment(replica_class, name="GraphPipeModel", **replica_options)
     bound = replicas.bind(_portable(model), load_options, app_options, repository_options)
@@ -368,6 +389,44 @@ class RayApplication:
         self.close()
 
 
+def start_serve(host: str = "127.0.0.1", port: int = 8000, **options: Any) -> None:
+    """Starts Ray Serve on the cluster this process is connected to, its
+    HTTP proxy answering a lost replica's calls with 503 Unavailable
+    (``ray_serve_proxy``): ``serve.start`` with the middleware named in the
+    environment of Serve's controller, which its proxies inherit. If Serve
+    already runs, its proxy stays as it was started.
+
+    Args:
+        host, port: where the proxy listens.
+        options: more of ``serve.start``'s (``proxy_location``...).
+    """
+    from tf_graphpipe.ray_serve_proxy import PROXY_CALLBACK, PROXY_CALLBACK_VARIABLE
+
+    serve = _serve()
+    controller = dict(options.pop("controller_options", None) or {})
+    runtime_env = dict(controller.get("runtime_env") or {})
+    runtime_env["env_vars"] = {**runtime_env.get("env_vars", {}), PROXY_CALLBACK_VARIABLE: PROXY_CALLBACK}
+    controller["runtime_env"] = runtime_env
+    http_options = {"host": host, "port": port, **options.pop("http_options", {})}
+    serve.start(http_options=http_options, controller_options=controller, **options)
+
+
+def proxy_answers_lost_replicas(url: str | None = None, timeout: float = 5.0) -> bool:
+    """Whether Ray Serve's proxy at ``url`` (default: the running Serve's)
+    has the middleware of ``start_serve``: it answers ``GET /-/tf-graphpipe``.
+    False when Serve is not running or its proxy cannot be reached."""
+    from tf_graphpipe.ray_serve_proxy import PROBE_PATH
+
+    url = url or _root_url()
+    if not url:
+        return False
+    try:
+        with urllib.request.urlopen(url.rstrip("/") + PROBE_PATH, timeout=timeout) as answer:
+            return bool(answer.status == 200 and answer.read().startswith(b"tf-graphpipe"))
+    except (OSError, urllib.error.URLError, ValueError):
+        return False
+
+
 def run(
     model: Any,
     address: str,
@@ -397,14 +456,14 @@ def run(
     serve = _serve()
     import ray
 
-    application = deployment(model, **options)
     if port == 0:
         with socket.socket() as probe:
             probe.bind((host, 0))
             port = probe.getsockname()[1]
     ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
     try:
-        serve.start(http_options={"host": host, "port": port}, proxy_location="HeadOnly")
+        start_serve(host, port, proxy_location="HeadOnly")
+        application = deployment(model, **options)  # after Serve starts: gateway=None asks its proxy
         serve.run(application, name=app_name, route_prefix=route_prefix)
         root = _root_url() or f"http://{host}:{port}"
     except BaseException:
@@ -414,7 +473,12 @@ def run(
 
 
 def _root_url() -> str | None:
-    """The proxy's URL as Serve was started (perhaps not by us)."""
+    """The proxy's URL as Serve was started (perhaps not by us); None when
+    not connected to Ray (asking would start a local Ray) or Serve is not running."""
+    import ray
+
+    if not ray.is_initialized():
+        return None
     try:
         from ray.serve.context import _get_global_client
 

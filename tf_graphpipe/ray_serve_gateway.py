@@ -31,11 +31,9 @@ from typing import Any
 
 import numpy as np
 
+from tf_graphpipe.ray_serve_proxy import ReplicaLost, error_messages
 from tf_graphpipe.ray_serve_replica import Answer, mounted_scope
 from tf_graphpipe.server.app import Receive, Scope, Send
-from tf_graphpipe.server.endpoint import GRAPHPIPE_WIRE
-from tf_graphpipe.server.errors import Overloaded, failure
-from tf_graphpipe.server.v2_endpoint import V2_WIRE, is_v2_path
 
 __all__ = ["DEFAULT_LOST_AFTER_S", "Gateway"]
 
@@ -47,11 +45,6 @@ DEFAULT_LOST_AFTER_S = 10.0
 # extensions) stays with the gateway.
 _FORWARDED_SCOPE_KEYS = ("type", "asgi", "http_version", "method", "scheme", "path", "raw_path",
                          "query_string", "root_path", "headers", "client", "server")
-
-
-class ReplicaLost(Overloaded):
-    """No replica will answer this call (its actor died, or went silent):
-    the error table's Unavailable row, as for any server out of capacity."""
 
 
 class Gateway:
@@ -103,7 +96,9 @@ class Gateway:
         try:
             status, headers, parts = await self._call(forwarded, body)
         except Exception as exc:  # noqa: BLE001 - lost replicas (503), else a bug (500); logged by the table
-            status, headers, parts = _error_answer(scope["method"], forwarded["path"], exc)
+            for message in error_messages(scope["method"], forwarded["path"], exc):
+                await send(message)
+            return
         await send({"type": "http.response.start", "status": status, "headers": headers})
         if scope["method"] == "HEAD":
             parts = []
@@ -164,15 +159,3 @@ def _content_length(scope: Scope) -> int | None:
         if name == b"content-length":
             return int(value) if value.isdigit() else None  # not a number: the app refuses it
     return None
-
-
-def _error_answer(method: str, path: str, exc: BaseException) -> Answer:
-    """The error answer in the protocol of ``path``, from the server's error
-    table: 503 Unavailable for ``ReplicaLost``, 500 for anything else."""
-    wire = V2_WIRE if is_v2_path(path) else GRAPHPIPE_WIRE
-    answer = wire.error(failure(exc, f"{method} {path}"))
-    headers = [(b"content-type", answer.content_type), (b"content-length", b"%d" % answer.length)]
-    headers += answer.header_pairs()
-    if answer.close:
-        headers.append((b"connection", b"close"))
-    return answer.status, headers, [np.frombuffer(memoryview(p).cast("B"), np.uint8) for p in answer.parts]

@@ -137,6 +137,7 @@ Status RemoteCall::MetadataRequest(HttpRequest* request) const {
   TF_GRAPHPIPE_RETURN_IF_ERROR(
       BaseRequest(target_.v2.metadata_url, *options_, deadline_, traceparent_, request));
   request->post = false;
+  request->cancel = cancel_;
   return Status::Ok();
 }
 
@@ -155,6 +156,7 @@ Status RemoteCall::UseV2Metadata(Status fetched, const HttpResponse& response) {
 
 Status RemoteCall::Assemble(HttpRequest* request) {
   TF_GRAPHPIPE_RETURN_IF_ERROR(BaseRequest(request_url_, *options_, deadline_, traceparent_, request));
+  request->cancel = cancel_;
   const std::vector<std::string_view> output_names(options_->output_names.begin(),
                                                    options_->output_names.end());
   if (target_.protocol == Protocol::kGraphPipe) {

@@ -31,6 +31,7 @@
 
 #include "cc/core/byte_buffer.h"
 #include "cc/core/call_credentials.h"
+#include "cc/core/cancel_token.h"
 #include "cc/core/codec.h"
 #include "cc/core/encoded_message.h"
 #include "cc/core/http_transport.h"
@@ -141,6 +142,9 @@ class RemoteCall {
   // After an OK completion: the outputs (the requested ones in the requested
   // order when output_names were given), viewing answer bytes this call owns.
   const std::vector<TensorView>& outputs() const { return outputs_; }
+  // Every request of the call carries `token` (HttpRequest::cancel):
+  // cancelling it ends the call with kCancelled. Set before Start.
+  void set_cancel_token(std::shared_ptr<CancelToken> token) { cancel_ = std::move(token); }
   // Where the request went (the v2 infer URL for v2), for messages.
   const std::string& request_url() const { return request_url_; }
   // The bytes outputs() views; the call keeps its views, now into them.
@@ -172,6 +176,7 @@ class RemoteCall {
   // The request's own bytes; libcurl sends from them until the call is done.
   EncodedMessage graphpipe_request_;
   V2Message v2_request_;
+  std::shared_ptr<CancelToken> cancel_;
   HttpResponse response_;
   V2InferResponse v2_answer_;
   std::vector<TensorView> outputs_;

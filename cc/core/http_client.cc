@@ -51,6 +51,9 @@ struct Transfer {
   CURL* easy = nullptr;
   curl_slist* headers = nullptr;
   Status abort_status;  // why a callback stopped the transfer, if it did
+  uint64_t id = 0;       // names it to a cancellation, which may come late
+  uint64_t cancel_registration = 0;
+  bool cancel_registered = false;
   size_t body_size = 0;  // sum of the body's parts
   size_t part = 0;       // read position in a multi-part body
   size_t part_offset = 0;
@@ -255,9 +258,22 @@ Status Outcome(CURL* easy, CURLcode result, Transfer* t) {
   return TransportStatus(result, *t);
 }
 
+// ---- cancellation (HttpRequest::cancel) ----
+
+bool CancelRequested(const Transfer& t) {
+  return t.request.cancel != nullptr && t.request.cancel->cancelled();
+}
+
+Status Cancelled(const Transfer& t) {
+  return Status(Code::kCancelled, "call to " + t.request.url + " cancelled");
+}
+
+// ---- end of cancellation ----
+
 // Whether the attempt that ended with `status` is tried again, and after
 // how long; readies `t` for it.
 bool ShouldRetry(Transfer* t, const Status& status, Clock::duration* backoff) {
+  if (CancelRequested(*t)) return false;
   const bool unavailable = status.code() == Code::kUnavailable ||
                            (status.ok() && t->response.status == 503);
   if (!unavailable || t->attempt >= t->request.retries) return false;
@@ -303,12 +319,22 @@ class HttpClient::Impl {
     t->request = std::move(request);
     t->done = std::move(done);
     t->started = Clock::now();
+    t->id = next_transfer_id_.fetch_add(1);
+    if (t->request.cancel != nullptr) {
+      const uint64_t id = t->id;
+      t->cancel_registered =
+          t->request.cancel->Register([this, id] { RequestCancel(id); }, &t->cancel_registration);
+      if (!t->cancel_registered) {  // cancelled before it was handed over
+        t->done(Cancelled(*t), HttpResponse());
+        return;
+      }
+    }
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (!stopping_) incoming_.push_back(std::move(t));
     }
     if (t != nullptr) {  // the client is shutting down
-      t->done(Status(Code::kCancelled, "HTTP client shut down"), HttpResponse());
+      Complete(std::move(t), Status(Code::kCancelled, "HTTP client shut down"));
       return;
     }
     curl_multi_wakeup(multi_);
@@ -354,14 +380,20 @@ class HttpClient::Impl {
  private:
   void Run() {
     std::vector<std::unique_ptr<Transfer>> arrived;
+    std::vector<uint64_t> cancelled;
     while (true) {
       {
         std::lock_guard<std::mutex> lock(mu_);
         if (stopping_) break;
         arrived.swap(incoming_);
+        cancelled.swap(cancels_);
       }
       for (auto& t : arrived) Begin(std::move(t));
       arrived.clear();
+      // After Begin: a cancellation that came before its transfer reached
+      // this thread finds it here (and Begin refuses a cancelled one).
+      for (uint64_t id : cancelled) Abort(id);
+      cancelled.clear();
       PromoteDueRetries();
       int running = 0;
       curl_multi_perform(multi_, &running);
@@ -376,6 +408,11 @@ class HttpClient::Impl {
 
   void Begin(std::unique_ptr<Transfer> t) {
     const auto now = Clock::now();
+    if (CancelRequested(*t)) {
+      Status cancelled = Cancelled(*t);
+      Complete(std::move(t), std::move(cancelled));
+      return;
+    }
     if (now >= t->request.deadline) {
       Complete(std::move(t), DeadlinePassed(*t));
       return;
@@ -475,10 +512,52 @@ class HttpClient::Impl {
   }
 
   void Complete(std::unique_ptr<Transfer> t, Status status) {
+    // Waits out a cancel callback running now, which uses this client.
+    if (t->cancel_registered) t->request.cancel->Deregister(t->cancel_registration);
+    t->cancel_registered = false;
     if (t->headers != nullptr) curl_slist_free_all(t->headers);
     t->headers = nullptr;
     t->done(std::move(status), std::move(t->response));
   }
+
+  // ---- cancellation: any thread asks, the loop thread aborts ----
+
+  void RequestCancel(uint64_t id) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      cancels_.push_back(id);
+    }
+    curl_multi_wakeup(multi_);
+  }
+
+  // Ends transfer `id` with kCancelled wherever it is: in flight (removed
+  // from the multi handle mid-transfer, which makes libcurl close its
+  // connection rather than pool it) or backing off before a retry. Gone
+  // already (it completed): nothing to do.
+  void Abort(uint64_t id) {
+    for (auto it = active_.begin(); it != active_.end(); ++it) {
+      if (it->second->id != id) continue;
+      CURL* easy = it->first;
+      std::unique_ptr<Transfer> t = std::move(it->second);
+      active_.erase(it);
+      curl_multi_remove_handle(multi_, easy);
+      ReleaseEasy(easy);
+      t->easy = nullptr;
+      Status cancelled = Cancelled(*t);
+      Complete(std::move(t), std::move(cancelled));
+      return;
+    }
+    for (auto it = waiting_.begin(); it != waiting_.end(); ++it) {
+      if ((*it)->id != id) continue;
+      std::unique_ptr<Transfer> t = std::move(*it);
+      waiting_.erase(it);
+      Status cancelled = Cancelled(*t);
+      Complete(std::move(t), std::move(cancelled));
+      return;
+    }
+  }
+
+  // ---- end of cancellation ----
 
   void PromoteDueRetries() {
     if (waiting_.empty()) return;
@@ -573,10 +652,12 @@ class HttpClient::Impl {
   CURLM* multi_ = nullptr;
   std::thread thread_;
   std::atomic<int64_t> connections_{0};
+  std::atomic<uint64_t> next_transfer_id_{1};
 
   std::mutex mu_;
   bool stopping_ = false;                              // guarded by mu_
   std::vector<std::unique_ptr<Transfer>> incoming_;    // guarded by mu_
+  std::vector<uint64_t> cancels_;                      // transfer ids; guarded by mu_
 
   std::mutex blocking_mu_;
   std::vector<CURL*> idle_blocking_;  // guarded by blocking_mu_

@@ -10,7 +10,10 @@
 // handles shared by all threads (so they outlive the thread that opened
 // them). TCP_NODELAY is on. A pooled connection the server has closed is
 // retried on a fresh connection by libcurl itself; both add retries on
-// kUnavailable with exponential backoff, within the deadline.
+// kUnavailable with exponential backoff, within the deadline. A Start()ed
+// request whose cancel token fires is aborted on the loop thread as soon as
+// it wakes (its easy handle removed mid-transfer, so libcurl closes that
+// connection instead of pooling it) and completes with kCancelled.
 //
 // Ownership: the client owns its thread, handles and connections; requests
 // borrow their body parts (http_transport.h); answers are handed over.

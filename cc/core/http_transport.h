@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cstddef>
 #include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -22,6 +23,7 @@
 #include "cc/core/byte_buffer.h"
 #include "cc/core/bytes_span.h"
 #include "cc/core/call_credentials.h"
+#include "cc/core/cancel_token.h"
 #include "cc/core/status.h"
 
 namespace tf_graphpipe {
@@ -49,6 +51,10 @@ struct HttpRequest {
   // answer's Inference-Header-Content-Length, so its first tensor blob can
   // be viewed in place. Empty, absent or not a number: byte 0 is aligned.
   std::string aligned_offset_header;
+  // Start() only: cancelling it ends the transfer at once with kCancelled
+  // (not sent if it has not been; aborted, its connection closed, if it
+  // has; no retry after it). Null: only the deadline ends it.
+  std::shared_ptr<CancelToken> cancel;
 };
 
 struct HttpResponse {
@@ -79,7 +85,8 @@ using HttpCallback = std::function<void(Status, HttpResponse)>;
 // request's deadline), kUnavailable (refused, reset, closed mid-answer, host
 // unknown; HTTP 503 after the retries), kInvalidArgument (a malformed URL),
 // kResourceExhausted (the answer is over max_response_bytes, or its memory
-// cannot be had), kCancelled (the transport shut down), kInternal.
+// cannot be had), kCancelled (the request's cancel token fired, or the
+// transport shut down), kInternal.
 class HttpTransport {
  public:
   virtual ~HttpTransport() = default;

@@ -7,11 +7,13 @@
 #include <utility>
 #include <vector>
 
+#include "cc/core/cancel_token.h"
 #include "cc/core/http_client.h"
 #include "cc/ops/answer_tensors.h"
 #include "cc/ops/endpoint.h"
 #include "cc/ops/tf_status.h"
 #include "cc/ops/tf_tensor_views.h"
+#include "tensorflow/core/framework/cancellation.h"
 #include "tensorflow/core/platform/threadpool.h"
 
 namespace tf_graphpipe {
@@ -89,11 +91,37 @@ void GraphPipeCallOp::ComputeAsync(tf::OpKernelContext* ctx, DoneCallback done) 
   }
   auto call = std::make_shared<RemoteCall>(options_, std::move(url), std::move(inputs),
                                            DeadlineAfter(timeout_seconds_));
+  // Cancellation: the step's manager cancels the call's token, which aborts
+  // its transfers (http_transport.h). The relay holds only the token, so it
+  // may run late (during or after the completion) harmlessly; it is
+  // deregistered without waiting. done() runs once, from the completion.
+  auto cancel = std::make_shared<CancelToken>();
+  call->set_cancel_token(cancel);
+  tf::CancellationManager* step = ctx->cancellation_manager();
+  tf::CancellationToken registration = tf::CancellationManager::kInvalidToken;
+  if (step != nullptr) {
+    registration = step->get_cancellation_token();
+    if (!step->RegisterCallback(registration, [cancel] { cancel->Cancel(); })) {
+      ctx->SetStatus(absl::CancelledError("remote call not started: the step was cancelled"));
+      done();
+      return;
+    }
+  }
   tf::thread::ThreadPool* workers = ctx->device()->tensorflow_cpu_worker_threads()->workers;
   HttpTransport* transport = transport_ != nullptr ? transport_ : &HttpClient::Shared();
   RemoteCall::Start(
       call, transport, [workers](std::function<void()> work) { workers->Schedule(std::move(work)); },
-      [this, ctx, done = std::move(done), call, workers](Status status) {
+      [this, ctx, done = std::move(done), call, workers, cancel, step,
+       registration](Status status) {
+        if (step != nullptr) step->TryDeregisterCallback(registration);
+        if (cancel->cancelled()) {
+          // Never soft: the step is ending, nobody reads these outputs.
+          ctx->SetStatus(absl::CancelledError(
+              status.code() == Code::kCancelled ? status.message()
+                                                : "call cancelled: the step was cancelled"));
+          done();
+          return;
+        }
         if (!status.ok()) {
           Finish(ctx, ToTfStatus(status));
           done();

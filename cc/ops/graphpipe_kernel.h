@@ -11,6 +11,11 @@
 // GraphPipeCallWithStatus runs the same kernel: a call's failure becomes its
 // two status outputs (and zero outputs) instead of the step's error.
 //
+// When TensorFlow cancels the step (another op failed, a tf.data iterator
+// went away, a cancellation manager fired), the call's transfers are aborted
+// and their connections closed, and the kernel fails with Cancelled (in
+// either op: a cancelled step reads no status).
+//
 // The HTTP transport is a seam: the registered kernel sends through the
 // process's shared HttpClient (looked up per call, so a forked child uses its
 // own); a test may construct the kernel with a transport of its own.

@@ -1,10 +1,14 @@
 // SPDX-License-Identifier: Apache-2.0
 // An HttpTransport for unit tests: records every request it is given and
 // answers each with the next scripted answer, without a network. Start()
-// answers on a thread of its own, as HttpClient answers on its loop thread.
+// answers on a thread of its own, as HttpClient answers on its loop thread;
+// a scripted hang answers only when the request's cancel token fires
+// (kCancelled), or after 10 s (kDeadlineExceeded).
 #ifndef TF_GRAPHPIPE_TESTS_CC_FAKE_TRANSPORT_H_
 #define TF_GRAPHPIPE_TESTS_CC_FAKE_TRANSPORT_H_
 
+#include <chrono>
+#include <condition_variable>
 #include <deque>
 #include <memory>
 #include <mutex>
@@ -39,12 +43,23 @@ class FakeTransport : public HttpTransport {
               std::vector<std::pair<std::string, std::string>> headers = {},
               Status failure = Status()) {
     std::lock_guard<std::mutex> lock(mu_);
-    script_.push_back({status, std::move(body), std::move(headers), std::move(failure)});
+    script_.push_back({status, std::move(body), std::move(headers), std::move(failure), false});
+  }
+
+  // The next request is never answered, unless cancelled.
+  void Hang() {
+    std::lock_guard<std::mutex> lock(mu_);
+    script_.push_back({0, "", {}, Status(), /*hang=*/true});
   }
 
   void Start(HttpRequest request, HttpCallback done) override {
     auto answer = std::make_shared<HttpResponse>();
-    Status status = Take(request, answer.get());
+    bool hang = false;
+    Status status = Take(request, answer.get(), &hang);
+    if (hang) {
+      StartHanging(request, std::move(done));
+      return;
+    }
     std::lock_guard<std::mutex> lock(mu_);
     answering_.emplace_back([this, done = std::move(done), status, answer] {
       {
@@ -56,7 +71,8 @@ class FakeTransport : public HttpTransport {
   }
 
   Status Call(HttpRequest request, HttpResponse* response) override {
-    return Take(request, response);
+    bool hang = false;
+    return Take(request, response, &hang);
   }
 
   std::vector<Sent> sent() const {
@@ -75,9 +91,44 @@ class FakeTransport : public HttpTransport {
     std::string body;
     std::vector<std::pair<std::string, std::string>> headers;
     Status failure;
+    bool hang = false;
   };
 
-  Status Take(const HttpRequest& request, HttpResponse* response) {
+  struct Hung {
+    std::mutex mu;
+    std::condition_variable cancelled_cv;
+    bool cancelled = false;
+  };
+
+  void StartHanging(const HttpRequest& request, HttpCallback done) {
+    auto hung = std::make_shared<Hung>();
+    std::shared_ptr<CancelToken> token = request.cancel;
+    uint64_t registration = 0;
+    const bool registered =
+        token != nullptr && token->Register(
+                                [hung] {
+                                  std::lock_guard<std::mutex> lock(hung->mu);
+                                  hung->cancelled = true;
+                                  hung->cancelled_cv.notify_all();
+                                },
+                                &registration);
+    if (token != nullptr && !registered) hung->cancelled = true;
+    std::lock_guard<std::mutex> lock(mu_);
+    answering_.emplace_back([done = std::move(done), hung, token, registered, registration] {
+      bool cancelled = false;
+      {
+        std::unique_lock<std::mutex> lock(hung->mu);
+        cancelled = hung->cancelled_cv.wait_for(lock, std::chrono::seconds(10),
+                                                [&hung] { return hung->cancelled; });
+      }
+      if (registered) token->Deregister(registration);
+      done(cancelled ? Status(Code::kCancelled, "cancelled while hung")
+                     : Status(Code::kDeadlineExceeded, "hung for 10 s"),
+           HttpResponse());
+    });
+  }
+
+  Status Take(const HttpRequest& request, HttpResponse* response, bool* hang) {
     Sent sent{request.url, request.post, "", request.content_type, request.extra_headers,
               request.deadline, std::this_thread::get_id()};
     for (const BytesSpan& part : request.body) {
@@ -88,6 +139,8 @@ class FakeTransport : public HttpTransport {
     if (script_.empty()) return Status(Code::kUnavailable, "no scripted answer left");
     Scripted next = std::move(script_.front());
     script_.pop_front();
+    *hang = next.hang;
+    if (next.hang) return Status();
     if (!next.failure.ok()) return next.failure;
     response->status = next.status;
     response->headers = std::move(next.headers);

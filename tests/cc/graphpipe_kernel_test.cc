@@ -7,13 +7,18 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <memory>
+#include <thread>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
 #include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
+#include "tensorflow/core/framework/cancellation.h"
 #include "cc/core/codec.h"
 #include "cc/ops/answer_tensors.h"
 #include "cc/ops/endpoint.h"
@@ -119,16 +124,25 @@ class KernelTest : public ::testing::Test {
     params.op_kernel = kernel_.get();
     params.inputs = inputs;
     params.output_attr_array = output_attrs.data();
+    params.cancellation_manager = cancellation_;
     tf::OpKernelContext ctx(&params, num_outputs);
     absl::Notification finished;
     kernel_->AsAsync()->ComputeAsync(&ctx, [&finished] { finished.Notify(); });
-    finished.WaitForNotification();
+    if (while_running_) while_running_();
+    if (!finished.WaitForNotificationWithTimeout(absl::Seconds(30))) {
+      ADD_FAILURE() << "the kernel never called done()";
+      std::abort();  // ctx is about to go while the kernel may still use it
+    }
     if (ctx.status().ok()) {
       for (int i = 0; i < num_outputs; ++i) outputs->push_back(*ctx.mutable_output(i));
     }
     return ctx.status();
   }
 
+  // The step's cancellation manager (none when null), and what runs while a
+  // call is in flight, after ComputeAsync returned.
+  tf::CancellationManager* cancellation_ = nullptr;
+  std::function<void()> while_running_;
   FakeTransport transport_;
   std::unique_ptr<tf::Device> device_;
   std::unique_ptr<tf::OpKernel> kernel_;
@@ -393,6 +407,54 @@ TEST_F(KernelTest, WithStatusPassesAGoodAnswerWithCodeZero) {
   EXPECT_EQ(outputs[0].flat<float>()(1), 4.0f);
   EXPECT_EQ(outputs[1].scalar<int32_t>()(), 0);
   EXPECT_EQ(outputs[2].scalar<tf::tstring>()(), "");
+}
+
+// Waits (bounded) until the transport has been handed `count` requests.
+bool WaitSent(const FakeTransport& transport, size_t count) {
+  for (int i = 0; i < 2000 && transport.sent().size() < count; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return transport.sent().size() >= count;
+}
+
+TEST_F(KernelTest, StepCancellationAbortsTheCallInFlight) {
+  ASSERT_TRUE(Build(Node{}).ok());
+  transport_.Hang();
+  tf::CancellationManager step;
+  cancellation_ = &step;
+  while_running_ = [this, &step] {
+    ASSERT_TRUE(WaitSent(transport_, 1));
+    step.StartCancel();
+  };
+  tf::Tensor out;
+  absl::Status status = Run("http://127.0.0.1:9/", {1.0f}, &out);
+  EXPECT_EQ(status.code(), absl::StatusCode::kCancelled) << status.message();
+}
+
+TEST_F(KernelTest, WithStatusStillFailsWhenTheStepIsCancelled) {
+  Node node;
+  node.op = "GraphPipeCallWithStatus";
+  ASSERT_TRUE(Build(node).ok());
+  transport_.Hang();
+  tf::CancellationManager step;
+  cancellation_ = &step;
+  while_running_ = [this, &step] {
+    ASSERT_TRUE(WaitSent(transport_, 1));
+    step.StartCancel();
+  };
+  std::vector<tf::Tensor> outputs;
+  EXPECT_EQ(RunAll("http://127.0.0.1:9/", {1.0f}, &outputs).code(), absl::StatusCode::kCancelled);
+}
+
+TEST_F(KernelTest, CancelledStepSendsNothing) {
+  ASSERT_TRUE(Build(Node{}).ok());
+  tf::CancellationManager step;
+  step.StartCancel();
+  cancellation_ = &step;
+  tf::Tensor out;
+  absl::Status status = Run("http://127.0.0.1:9/", {1.0f}, &out);
+  EXPECT_EQ(status.code(), absl::StatusCode::kCancelled);
+  EXPECT_TRUE(transport_.sent().empty());
 }
 
 }  // namespace

@@ -20,7 +20,8 @@ Facts about Ray 2.60 these rely on (checked on a 2-core VM):
   replicas import the source tree, which has no compiled parts. The driver
   here connects from a temporary directory.
 * Ray Serve's proxy runs on the head only (``proxy_location="HeadOnly"``),
-  on 127.0.0.1 and a free port.
+  on 127.0.0.1 and a free port, started by ``start_serve`` (its middleware
+  answers a lost replica's calls 503), so deployments default to no gateway.
 * The head node has no CPUs: replicas (which reserve CPUs) land on the
   worker nodes, and the head keeps Serve's controller, the proxy and the
   gateway (which reserve none), so removing a worker never takes the
@@ -86,7 +87,6 @@ class RayTestCluster:
 
     def _connect(self) -> None:
         import ray
-        from ray import serve
 
         here = os.getcwd()
         with tempfile.TemporaryDirectory() as elsewhere:
@@ -95,7 +95,9 @@ class RayTestCluster:
                 ray.init(address=self.address, logging_level="warning", log_to_driver=False)
             finally:
                 os.chdir(here)
-        serve.start(http_options={"host": "127.0.0.1", "port": self.port}, proxy_location="HeadOnly")
+        from tf_graphpipe.ray_serve import start_serve
+
+        start_serve("127.0.0.1", self.port, proxy_location="HeadOnly")  # with the lost-replica middleware
 
     def _answer(self, timeout: float) -> str:
         import selectors

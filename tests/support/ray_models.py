@@ -3,6 +3,7 @@
 replicas import them, so they must not need anything the tests set up."""
 from __future__ import annotations
 
+import os
 import time
 
 import numpy as np
@@ -44,3 +45,11 @@ def seed_features(images: np.ndarray) -> np.ndarray:
     every byte of the answer that costs one copy."""
     flat = images.reshape(images.shape[0], -1)
     return np.ascontiguousarray(flat[:, : 7 * 7 * 512]).reshape(-1, 7, 7, 512)
+
+
+def scale_or_exit(x: np.ndarray) -> list[np.ndarray]:
+    """``scale``; a negative input ends the replica's process during the call."""
+    if float(x.min()) < 0:
+        time.sleep(0.2)
+        os._exit(1)
+    return scale(x)
