@@ -271,6 +271,21 @@ void RemoteCall::Start(std::shared_ptr<RemoteCall> call, HttpTransport* transpor
   });
 }
 
+bool RemoteCall::ReadsInPlace() const {
+  if (response_.body.size() <= kReadInlineBytes || response_.status != 200 ||
+      target_.protocol == Protocol::kGraphPipe) {
+    return true;
+  }
+  const std::string* json = response_.Header("inference-header-content-length");
+  if (json == nullptr || json->empty() || json->size() > 6) return false;
+  size_t json_size = 0;
+  for (char c : *json) {
+    if (c < '0' || c > '9') return false;
+    json_size = json_size * 10 + static_cast<size_t>(c - '0');
+  }
+  return json_size <= kReadInlineBytes;
+}
+
 void RemoteCall::Send(std::shared_ptr<RemoteCall> call, HttpTransport* transport,
                       Executor executor, std::function<void(Status)> done) {
   HttpRequest request;
@@ -282,12 +297,12 @@ void RemoteCall::Send(std::shared_ptr<RemoteCall> call, HttpTransport* transport
   transport->Start(std::move(request), [call, executor, done](Status sent,
                                                               HttpResponse response) mutable {
     call->response_ = std::move(response);
-    if (!sent.ok() || call->response_.body.size() <= kReadInlineBytes) {
+    if (!sent.ok() || call->ReadsInPlace()) {
       done(call->ReadAnswer(std::move(sent)));
       return;
     }
-    // Verifying and copying out megabytes belongs off the one thread that
-    // drives every transfer.
+    // Decoding megabytes of JSON belongs off the one thread that drives
+    // every transfer.
     executor([call, done, sent]() mutable { done(call->ReadAnswer(std::move(sent))); });
   });
 }

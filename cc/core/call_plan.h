@@ -114,8 +114,12 @@ struct AnswerBytes {
 // One call. Not thread-safe: one thread (or one chain of callbacks) drives it.
 class RemoteCall {
  public:
-  // Answers up to this size (and errors) are read on the transport's thread:
-  // that takes less than a hand-off to the executor (a thread wake-up).
+  // Answers read in time that does not grow with their tensors' bytes are
+  // read on the transport's thread (that takes less than a hand-off to the
+  // executor, a thread wake-up): errors, answers up to this size, GraphPipe
+  // answers and v2 binary answers whose JSON header is up to this size
+  // (offsets checked, then views). v2 JSON data larger than this is decoded
+  // on the executor.
   static constexpr size_t kReadInlineBytes = size_t{64} << 10;
 
   // `inputs` borrow the caller's tensors, which stay alive and unchanged until
@@ -129,8 +133,8 @@ class RemoteCall {
 
   // Makes the call asynchronously; `call` is kept alive until `done` has run.
   // `done` runs once: on the calling thread for a call refused before
-  // anything is sent, on the transport's thread for an error or an answer up
-  // to kReadInlineBytes, else on `executor`. A v2 call that reads metadata
+  // anything is sent, on the transport's thread for an error or an answer
+  // read in place (kReadInlineBytes), else on `executor`. A v2 call that reads metadata
   // first encodes its request on `executor`, never on the transport's thread.
   static void Start(std::shared_ptr<RemoteCall> call, HttpTransport* transport,
                     Executor executor, std::function<void(Status)> done);
@@ -154,6 +158,7 @@ class RemoteCall {
   Status Assemble(HttpRequest* request);
   Status MetadataRequest(HttpRequest* request) const;
   Status ReadAnswer(Status transport);
+  bool ReadsInPlace() const;
   static void Send(std::shared_ptr<RemoteCall> call, HttpTransport* transport,
                    Executor executor, std::function<void(Status)> done);
 

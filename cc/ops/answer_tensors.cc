@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <mutex>
+#include <string_view>
 #include <utility>
 
 #include "tensorflow/core/framework/allocation_description.pb.h"
@@ -89,6 +90,16 @@ std::vector<bool> ViewableOutputs(const std::vector<TensorView>& outputs,
   }
   if (viewed_bytes * 2 < AnswerSize(answer)) viewable.assign(outputs.size(), false);
   return viewable;
+}
+
+size_t BytesToCopy(const std::vector<TensorView>& outputs, const std::vector<bool>& viewed) {
+  size_t bytes = 0;
+  for (size_t i = 0; i < outputs.size(); ++i) {
+    if (viewed[i]) continue;
+    bytes += outputs[i].nbytes;
+    for (std::string_view s : outputs[i].strings) bytes += s.size();
+  }
+  return bytes;
 }
 
 tf::Tensor TensorOverAnswer(std::shared_ptr<const AnswerBytes> answer, const TensorView& view,

@@ -45,6 +45,10 @@ constexpr size_t kViewMinBytes = size_t{64} << 10;
 std::vector<bool> ViewableOutputs(const std::vector<TensorView>& outputs,
                                   const AnswerBytes& answer);
 
+// What filling `outputs` copies: the bytes of those not `viewed` (for
+// strings, their lengths).
+size_t BytesToCopy(const std::vector<TensorView>& outputs, const std::vector<bool>& viewed);
+
 // A tensor of `dtype` and `shape` over `view`'s bytes, which `answer` owns;
 // the tensor keeps `answer` alive. Only for a view ViewableOutputs accepted.
 tensorflow::Tensor TensorOverAnswer(std::shared_ptr<const AnswerBytes> answer,

@@ -111,30 +111,50 @@ void GraphPipeCallOp::ComputeAsync(tf::OpKernelContext* ctx, DoneCallback done) 
   HttpTransport* transport = transport_ != nullptr ? transport_ : &HttpClient::Shared();
   RemoteCall::Start(
       call, transport, [workers](std::function<void()> work) { workers->Schedule(std::move(work)); },
-      [this, ctx, done = std::move(done), call, cancel, step, registration](Status status) {
+      [this, ctx, done = std::move(done), call, workers, cancel, step,
+       registration](Status status) {
         if (step != nullptr) step->TryDeregisterCallback(registration);
         if (cancel->cancelled()) {
           // Never soft: the step is ending, nobody reads these outputs.
           ctx->SetStatus(absl::CancelledError(
               status.code() == Code::kCancelled ? status.message()
                                                 : "call cancelled: the step was cancelled"));
-        } else {
-          Finish(ctx, status.ok() ? FillOutputs(ctx, call.get()) : ToTfStatus(status));
+          done();
+          return;
         }
-        done();
+        if (!status.ok()) {
+          Finish(ctx, ToTfStatus(status));
+          done();
+          return;
+        }
+        // The answer's bytes move out of the call and into the outputs that
+        // view them (answer_tensors.h): they outlive the call and later calls.
+        auto answer = std::make_shared<const AnswerBytes>(call->TakeAnswerBytes());
+        auto viewed = std::make_shared<const std::vector<bool>>(
+            ViewableOutputs(call->outputs(), *answer));
+        auto fill = [this, ctx, done, call, answer, viewed] {
+          Finish(ctx, FillOutputs(ctx, *call, answer, *viewed));
+          done();
+        };
+        // An answer read in place completes on the transfer thread: filling
+        // outputs that view it costs nothing there, but copies of megabytes
+        // belong on TensorFlow's pool.
+        if (BytesToCopy(call->outputs(), *viewed) > RemoteCall::kReadInlineBytes) {
+          workers->Schedule(std::move(fill));
+        } else {
+          fill();
+        }
       });
 }
 
 // Returns the status instead of using OP_REQUIRES: TensorFlow forbids the
 // synchronous macros in an AsyncOpKernel.
-absl::Status GraphPipeCallOp::FillOutputs(tf::OpKernelContext* ctx, RemoteCall* call) const {
+absl::Status GraphPipeCallOp::FillOutputs(tf::OpKernelContext* ctx, const RemoteCall& call,
+                                          std::shared_ptr<const AnswerBytes> answer,
+                                          const std::vector<bool>& viewed) const {
   std::vector<tf::TensorShape> shapes;
-  const std::vector<TensorView>& views = call->outputs();
-  TF_RETURN_IF_ERROR(declared_->Check(call->request_url(), views, &shapes));
-  // The answer's bytes move out of the call and into the outputs that view
-  // them (answer_tensors.h): they outlive the call and later calls.
-  auto answer = std::make_shared<const AnswerBytes>(call->TakeAnswerBytes());
-  const std::vector<bool> viewed = ViewableOutputs(views, *answer);
+  const std::vector<TensorView>& views = call.outputs();
+  TF_RETURN_IF_ERROR(declared_->Check(call.request_url(), views, &shapes));
   int64_t copied = 0;
   for (size_t i = 0; i < shapes.size(); ++i) {
     const int index = static_cast<int>(i);

@@ -46,7 +46,11 @@ class GraphPipeCallOp : public tensorflow::AsyncOpKernel {
   void ComputeAsync(tensorflow::OpKernelContext* ctx, DoneCallback done) override;
 
  private:
-  absl::Status FillOutputs(tensorflow::OpKernelContext* ctx, RemoteCall* call) const;
+  // `viewed`: ViewableOutputs of the call's outputs over `answer`, the bytes
+  // taken from the call.
+  absl::Status FillOutputs(tensorflow::OpKernelContext* ctx, const RemoteCall& call,
+                           std::shared_ptr<const AnswerBytes> answer,
+                           const std::vector<bool>& viewed) const;
   // Every run ends here, once, with the call's status: the step's status,
   // or for GraphPipeCallWithStatus the status outputs.
   void Finish(tensorflow::OpKernelContext* ctx, const absl::Status& status) const;

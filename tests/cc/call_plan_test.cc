@@ -385,7 +385,7 @@ TEST(RemoteCallAsync, SmallAnswerCompletesOnTheTransportsThread) {
   EXPECT_TRUE(executor.ran_on().empty());
 }
 
-TEST(RemoteCallAsync, LargeAnswerIsReadOnTheExecutor) {
+TEST(RemoteCallAsync, LargeGraphPipeAnswerIsReadInPlaceOnTheTransportsThread) {
   FakeTransport transport;
   ThreadExecutor executor;
   std::vector<float> large(RemoteCall::kReadInlineBytes / sizeof(float) + 1, 0.25f);
@@ -393,6 +393,28 @@ TEST(RemoteCallAsync, LargeAnswerIsReadOnTheExecutor) {
   V2InputNames cache;
   auto call = std::make_shared<RemoteCall>(Options(ProtocolChoice::kGraphPipe), kGraphPipeUrl,
                                            std::vector<TensorView>{Floats(kA, 2)},
+                                           InTenSeconds(), &cache);
+  Completion done;
+  auto result = done.promise.get_future();
+  RemoteCall::Start(call, &transport, executor.executor(), done.Callback());
+  auto [status, thread] = result.get();
+  ASSERT_TRUE(status.ok()) << status.message();
+  EXPECT_EQ(FloatsOf(call->outputs()[0]), large);
+  ASSERT_EQ(transport.answer_threads().size(), 1u);
+  EXPECT_EQ(thread, transport.answer_threads()[0]);
+  EXPECT_TRUE(executor.ran_on().empty());
+}
+
+TEST(RemoteCallAsync, LargeV2JsonAnswerIsDecodedOnTheExecutor) {
+  FakeTransport transport;
+  ThreadExecutor executor;
+  std::vector<float> large(RemoteCall::kReadInlineBytes / sizeof(float) + 1, 0.25f);
+  transport.Answer(200, V2Answer(large));
+  V2InputNames cache;
+  auto options = std::make_shared<CallOptions>();
+  options->protocol = ProtocolChoice::kV2;
+  options->input_names = {"x"};
+  auto call = std::make_shared<RemoteCall>(options, kV2Url, std::vector<TensorView>{Floats(kA, 2)},
                                            InTenSeconds(), &cache);
   Completion done;
   auto result = done.promise.get_future();
