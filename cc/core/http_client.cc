@@ -414,7 +414,9 @@ class HttpClient::Impl {
       return;
     }
     if (now >= t->request.deadline) {
-      Complete(std::move(t), DeadlinePassed(*t));
+      // Read before the move: the order of a call's arguments is unspecified.
+      Status late = DeadlinePassed(*t);
+      Complete(std::move(t), std::move(late));
       return;
     }
     CURL* easy = TakeEasy();
