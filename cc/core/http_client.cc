@@ -417,7 +417,9 @@ class HttpClient::Impl {
       return;
     }
     if (now >= t->request.deadline) {
-      Complete(std::move(t), DeadlinePassed(*t));
+      // Read before the move: the order of a call's arguments is unspecified.
+      Status late = DeadlinePassed(*t);
+      Complete(std::move(t), std::move(late));
       return;
     }
     if (t->request.not_before > now) {  // a caller's backoff: wait with the retries
