@@ -24,7 +24,7 @@ PACKAGE = Path(tf_graphpipe.__file__).resolve().parent
 # The client side: what `remote_call`, `GraphPipeLayer` and `Client` are made of.
 CLIENT_SIDE = {"tf_graphpipe._loader", "tf_graphpipe._version", "tf_graphpipe.client", "tf_graphpipe.dtypes",
                "tf_graphpipe.errors", "tf_graphpipe.layers", "tf_graphpipe.ops", "tf_graphpipe.protocols",
-               "tf_graphpipe.url_variables"}
+               "tf_graphpipe.url_variables", "tf_graphpipe.deadlines", "tf_graphpipe.replicas"}
 
 
 def _module_name(path: Path) -> str:

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from tf_graphpipe import _native, deadlines, dtypes, protocols, tracing
+from tf_graphpipe import _native, deadlines, dtypes, protocols, replicas, tracing
 from tf_graphpipe.credentials import CallCredentials
 from tf_graphpipe.errors import DeadlineExceeded
 
@@ -37,7 +37,12 @@ class Client:
 
     Args:
         url: the model's URL, e.g. ``"http://127.0.0.1:9000"`` (GraphPipe) or
-            ``"http://127.0.0.1:8000/v2/models/resnet"`` (v2).
+            ``"http://127.0.0.1:8000/v2/models/resnet"`` (v2); or a list of
+            equivalent replicas' URLs (or one string of them separated by
+            spaces): calls are shared among them, and a call that finds one
+            unavailable (refused, reset, HTTP 503) goes on to the next
+            within its timeout; one found unavailable is skipped for a
+            short while. Other failures (4xx, a deadline) are not retried.
         timeout: seconds per call, connection included; ``None`` for no limit.
             Inside a deadline (``tf_graphpipe.deadlines.use``, or the model
             call a server is running, which carries its caller's), a call
@@ -87,7 +92,7 @@ class Client:
 
     def __init__(
         self,
-        url: str,
+        url: str | Sequence[str],
         timeout: float | None = 30.0,
         *,
         retries: int = 2,
@@ -101,8 +106,7 @@ class Client:
         auth_token_file: str | os.PathLike[str] | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> None:
-        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
-            raise ValueError(f"url must be an http:// or https:// URL, got {url!r}")
+        url = replicas.join(url)
         if timeout is not None and not timeout > 0:
             raise ValueError(f"timeout must be a positive number of seconds or None, got {timeout!r}")
         if retries < 0:

@@ -9,7 +9,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from tf_graphpipe import errors, protocols
+from tf_graphpipe import errors, protocols, replicas
 from tf_graphpipe.client import Client
 from tf_graphpipe.credentials import CallCredentials
 from tf_graphpipe.ops import ON_ERROR_CHOICES, remote_call
@@ -30,7 +30,8 @@ class GraphPipeLayer(keras.layers.Layer):  # type: ignore[misc]  # Keras ships n
     reloaded model can be re-pointed with ``tf_graphpipe.repoint``.
 
     Args:
-        url: the model server's URL.
+        url: the model server's URL, or a list of equivalent replicas
+            (``remote_call``: calls are shared and fail over among them).
         input_names: names to send with the inputs; default: the server's
             input order (or the keys when the layer is called on a dict).
         output_names: outputs to request; default: all, in the server's order.
@@ -83,7 +84,7 @@ class GraphPipeLayer(keras.layers.Layer):  # type: ignore[misc]  # Keras ships n
 
     def __init__(
         self,
-        url: str,
+        url: str | Sequence[str],
         input_names: Sequence[str] | None = None,
         output_names: Sequence[str] | None = None,
         output_dtypes: Sequence[Any] | None = None,
@@ -104,8 +105,7 @@ class GraphPipeLayer(keras.layers.Layer):  # type: ignore[misc]  # Keras ships n
     ) -> None:
         kwargs.setdefault("trainable", False)
         super().__init__(**kwargs)
-        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
-            raise ValueError(f"url must be an http:// or https:// URL, got {url!r}")
+        url = replicas.join(url)  # a list of replicas travels as one string
         self.input_names = list(input_names) if input_names is not None else None
         self.output_names = list(output_names) if output_names is not None else None
         self.output_dtypes = [tf.as_dtype(d).name for d in output_dtypes] if output_dtypes is not None else None
@@ -145,11 +145,10 @@ class GraphPipeLayer(keras.layers.Layer):  # type: ignore[misc]  # Keras ships n
         url: str = self.url_variable.numpy().decode("utf-8")
         return url
 
-    def repoint(self, url: str) -> None:
-        """Calls ``url`` from now on, also inside already traced functions."""
-        if not url.startswith(("http://", "https://")):
-            raise ValueError(f"url must be an http:// or https:// URL, got {url!r}")
-        self.url_variable.assign(url)
+    def repoint(self, url: str | Sequence[str]) -> None:
+        """Calls ``url`` (or a list of replicas) from now on, also inside
+        already traced functions."""
+        self.url_variable.assign(replicas.join(url))
 
     def build(self, input_shape: Any = None) -> None:
         self._discover_outputs()

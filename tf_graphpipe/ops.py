@@ -11,7 +11,7 @@ import tensorflow as tf
 from tensorflow.python.framework import auto_control_deps_utils
 from tensorflow.python.ops import resource_variable_ops
 
-from tf_graphpipe import _loader, dtypes, protocols
+from tf_graphpipe import _loader, dtypes, protocols, replicas
 from tf_graphpipe.credentials import CallCredentials
 
 __all__ = ["RemoteCallResult", "remote_call"]
@@ -114,14 +114,12 @@ def _endpoint(url: str | tf.Tensor | tf.Variable) -> tf.Tensor:
         # which is how SavedModel exports (Keras' included) find and save it.
         resource_variable_ops.variable_accessed(url)
         return url.handle
-    if isinstance(url, str) and not url.startswith(("http://", "https://")):
-        raise ValueError(f"url must be an http:// or https:// URL, got {url!r}")
     return _ops.graph_pipe_endpoint(url)
 
 
 @overload
 def remote_call(
-    url: str | tf.Tensor | tf.Variable,
+    url: str | Sequence[str] | tf.Tensor | tf.Variable,
     inputs: Sequence[Any],
     *,
     output_dtypes: Sequence[Any],
@@ -145,7 +143,7 @@ def remote_call(
 
 @overload
 def remote_call(
-    url: str | tf.Tensor | tf.Variable,
+    url: str | Sequence[str] | tf.Tensor | tf.Variable,
     inputs: Sequence[Any],
     *,
     output_dtypes: Sequence[Any],
@@ -168,7 +166,7 @@ def remote_call(
 
 
 def remote_call(
-    url: str | tf.Tensor | tf.Variable,
+    url: str | Sequence[str] | tf.Tensor | tf.Variable,
     inputs: Sequence[Any],
     *,
     output_dtypes: Sequence[Any],
@@ -203,7 +201,12 @@ def remote_call(
     Args:
         url: a Python string, a scalar ``tf.string`` tensor, or a scalar string
             ``tf.Variable`` holding the URL (assigning the variable re-points
-            every call that uses it, also in a loaded SavedModel).
+            every call that uses it, also in a loaded SavedModel). Several
+            equivalent replicas: a list of URLs, or one string of them
+            separated by spaces (so a variable holds them too): calls are
+            shared among them, and a call that finds one unavailable
+            (refused, reset, HTTP 503) goes on to the next within its
+            timeout; one found unavailable is skipped for a short while.
         inputs: the input tensors, in the server's input order unless
             ``input_names`` says otherwise.
         output_dtypes: one dtype per output (anything ``tf.as_dtype`` takes).
@@ -278,6 +281,8 @@ def remote_call(
     """
     if on_error not in ON_ERROR_CHOICES:
         raise ValueError(f"on_error must be 'raise' or 'status', got {on_error!r}")
+    if isinstance(url, (str, list, tuple)):
+        url = replicas.join(url)  # one string, checked; the kernel splits it per call
     op_protocol, check = _op_protocol(url, protocol)
     if check == dtypes.V2 and config:
         raise ValueError("config is a GraphPipe feature; the v2 protocol has none")

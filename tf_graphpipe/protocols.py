@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tf_graphpipe import _native
+from tf_graphpipe import _native, replicas
 from tf_graphpipe.dtypes import GRAPHPIPE, V2
 
 __all__ = ["GRAPHPIPE", "V2", "resolve", "v2_endpoints"]
@@ -27,14 +27,20 @@ def v2_endpoints(url: str) -> dict[str, str] | None:
 
 
 def resolve(url: str, protocol: str | None) -> str:
-    """The protocol ``url`` is spoken in: ``protocol`` if given, else from the URL.
+    """The protocol ``url`` is spoken in: ``protocol`` if given, else from the
+    URL. Replicas (``replicas``: URLs separated by spaces) must all speak it.
 
     Raises:
-        ValueError: an unknown protocol, or ``"v2"`` for a URL that names no
-            v2 model.
+        ValueError: an unknown protocol, ``"v2"`` for a URL that names no
+            v2 model, or replicas that speak different protocols.
     """
     check_protocol_argument(protocol)
-    resolved: str = _native.resolve_protocol(url, protocol)
+    urls = replicas.split(url)
+    resolved: str = _native.resolve_protocol(urls[0] if urls else url, protocol)
+    for other in urls[1:]:
+        if _native.resolve_protocol(other, protocol) != resolved:
+            raise ValueError(f"the replicas of {url!r} speak different protocols: {urls[0]!r} speaks "
+                             f"{resolved}, {other!r} does not (replicas must be equivalent servers)")
     return resolved
 
 

@@ -8,9 +8,12 @@ model, ``tf.Module`` or loaded SavedModel.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import tensorflow as tf
+
+from tf_graphpipe import replicas
 
 __all__ = ["make_url_variable", "repoint"]
 
@@ -18,9 +21,10 @@ __all__ = ["make_url_variable", "repoint"]
 URL_VARIABLE_NAME = "graphpipe_url"
 
 
-def make_url_variable(url: str) -> tf.Variable:
-    """A scalar string variable holding ``url``, for ``remote_call(url=...)``."""
-    return tf.Variable(url, trainable=False, dtype=tf.string, name=URL_VARIABLE_NAME)
+def make_url_variable(url: str | Sequence[str]) -> tf.Variable:
+    """A scalar string variable holding ``url``, for ``remote_call(url=...)``;
+    a list of replicas is held as one string, their URLs separated by spaces."""
+    return tf.Variable(replicas.join(url), trainable=False, dtype=tf.string, name=URL_VARIABLE_NAME)
 
 
 def _url_variables(obj: Any) -> list[tf.Variable]:
@@ -35,14 +39,14 @@ def _url_variables(obj: Any) -> list[tf.Variable]:
     return found
 
 
-def repoint(obj: Any, url: str, old: str | None = None) -> int:
+def repoint(obj: Any, url: str | Sequence[str], old: str | Sequence[str] | None = None) -> int:
     """Points every remote call inside ``obj`` at ``url``.
 
     Args:
         obj: a Keras model or layer, a ``tf.Module``, or what
             ``tf.saved_model.load`` returned.
-        url: the new server URL.
-        old: change only the calls that point at this URL now.
+        url: the new server URL, or a list of replicas.
+        old: change only the calls that point at this URL (or list) now.
 
     Returns:
         How many URL variables changed.
@@ -52,8 +56,8 @@ def repoint(obj: Any, url: str, old: str | None = None) -> int:
         loaded = tf.saved_model.load("exported")
         tf_graphpipe.repoint(loaded, "http://10.0.0.7:9000")
     """
-    if not url.startswith(("http://", "https://")):
-        raise ValueError(f"url must be an http:// or https:// URL, got {url!r}")
+    url = replicas.join(url)
+    old = None if old is None else replicas.join(old)
     changed = 0
     for variable in _url_variables(obj):
         current = variable.numpy().decode("utf-8")

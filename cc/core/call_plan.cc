@@ -116,15 +116,35 @@ uint64_t MicrosecondsLeft(Clock::time_point deadline, Clock::time_point at) {
 
 RemoteCall::RemoteCall(std::shared_ptr<const CallOptions> options, std::string url,
                        std::vector<TensorView> inputs, Clock::time_point deadline,
-                       V2InputNames* input_names)
+                       V2InputNames* input_names, ReplicaHealth* health)
     : options_(std::move(options)),
       url_(std::move(url)),
       inputs_(std::move(inputs)),
       deadline_(deadline),
-      cache_(input_names) {}
+      cache_(input_names),
+      health_(health) {}
 
 Status RemoteCall::Resolve() {
-  TF_GRAPHPIPE_RETURN_IF_ERROR(ResolveTarget(url_, options_->protocol, &target_));
+  TF_GRAPHPIPE_RETURN_IF_ERROR(SplitReplicas(url_, &replicas_));
+  if (replicas_.size() == 1) {
+    TF_GRAPHPIPE_RETURN_IF_ERROR(ResolveTarget(replicas_[0], options_->protocol, &target_));
+  } else {
+    // Every replica is checked before anything is sent, in this call's order.
+    std::vector<std::string> ordered;
+    for (size_t i : health_->Order(url_, replicas_)) ordered.push_back(std::move(replicas_[i]));
+    replicas_ = std::move(ordered);
+    targets_.resize(replicas_.size());
+    for (size_t i = 0; i < replicas_.size(); ++i) {
+      TF_GRAPHPIPE_RETURN_IF_ERROR(ResolveTarget(replicas_[i], options_->protocol, &targets_[i]));
+      if (targets_[i].protocol != targets_[0].protocol) {
+        return Status(Code::kInvalidArgument,
+                      "the replicas of '" + url_ + "' speak different protocols ('" +
+                          replicas_[0] + "': " + ProtocolName(targets_[0].protocol) + ", '" +
+                          replicas_[i] + "': " + ProtocolName(targets_[i].protocol) + ")");
+      }
+    }
+    target_ = targets_[0];
+  }
   TF_GRAPHPIPE_RETURN_IF_ERROR(Traceparent(options_->traceparent, &traceparent_));
   request_url_ = target_.protocol == Protocol::kV2 ? target_.v2.infer_url : target_.url;
   if (target_.protocol == Protocol::kGraphPipe) return Status::Ok();
@@ -138,6 +158,12 @@ Status RemoteCall::Resolve() {
     v2_names_from_metadata_ = true;
   }
   return Status::Ok();
+}
+
+void RemoteCall::UseReplica(size_t index) {
+  replica_ = index;
+  target_ = targets_[index];
+  request_url_ = target_.protocol == Protocol::kV2 ? target_.v2.infer_url : target_.url;
 }
 
 bool RemoteCall::NeedsV2InputNames() const {
@@ -158,12 +184,31 @@ bool RemoteCall::NextAttempt(const Status& sent, const HttpResponse& response,
                              Clock::time_point* not_before) {
   const bool unavailable =
       sent.code() == Code::kUnavailable || (sent.ok() && response.status == 503);
-  if (!unavailable || attempt_ >= options_->retries) return false;
+  const size_t count = replicas_.size();
+  if (!unavailable) {
+    if (count > 1 && sent.ok()) health_->MarkUp(replicas_[replica_]);
+    return false;
+  }
+  if (count > 1) {
+    health_->MarkDown(replicas_[replica_]);
+    if (tried_ < count) {  // the next replica, at once
+      if (Clock::now() >= deadline_) return false;
+      UseReplica((replica_ + 1) % count);
+      ++tried_;
+      *not_before = Clock::time_point();
+      return true;
+    }
+  }
+  if (attempt_ >= options_->retries) return false;
   const Clock::duration backoff =
       std::min<Clock::duration>(kFirstBackoff * (1 << std::min(attempt_, 10)), kMaxBackoff);
   const Clock::time_point at = Clock::now() + backoff;
   if (at >= deadline_) return false;
   ++attempt_;
+  if (count > 1) {  // every replica failed: a new round, from the next one
+    UseReplica((replica_ + 1) % count);
+    tried_ = 1;
+  }
   *not_before = at;
   return true;
 }
@@ -385,9 +430,11 @@ AnswerBytes RemoteCall::TakeAnswerBytes() {
   return bytes;
 }
 
-Status ReadModelMetadata(HttpTransport* transport, std::string_view url,
-                         const CallOptions& options, Clock::time_point deadline,
-                         ModelMetadata* out, V2InputNames* input_names) {
+namespace {
+
+Status ReadOneModelMetadata(HttpTransport* transport, std::string_view url,
+                            const CallOptions& options, int retries, Clock::time_point deadline,
+                            ModelMetadata* out, V2InputNames* input_names) {
   CallTarget target;
   TF_GRAPHPIPE_RETURN_IF_ERROR(ResolveTarget(url, options.protocol, &target));
   std::string traceparent;
@@ -395,18 +442,47 @@ Status ReadModelMetadata(HttpTransport* transport, std::string_view url,
   HttpResponse response;
   HttpRequest request;
   if (target.protocol == Protocol::kGraphPipe) {
-    TF_GRAPHPIPE_RETURN_IF_ERROR(BaseRequest(target.url, options, deadline, traceparent, options.retries, &request));
+    TF_GRAPHPIPE_RETURN_IF_ERROR(BaseRequest(target.url, options, deadline, traceparent, retries, &request));
     EncodedMessage message = EncodeMetadataRequest();
     request.body = message.Parts();
     TF_GRAPHPIPE_RETURN_IF_ERROR(transport->Call(std::move(request), &response));
     return ReadMetadataAnswer(target.url, response, out);
   }
-  TF_GRAPHPIPE_RETURN_IF_ERROR(BaseRequest(target.v2.metadata_url, options, deadline, traceparent, options.retries, &request));
+  TF_GRAPHPIPE_RETURN_IF_ERROR(
+      BaseRequest(target.v2.metadata_url, options, deadline, traceparent, retries, &request));
   request.post = false;
   TF_GRAPHPIPE_RETURN_IF_ERROR(transport->Call(std::move(request), &response));
   TF_GRAPHPIPE_RETURN_IF_ERROR(ReadV2MetadataAnswer(target.v2.metadata_url, response, out));
   input_names->Store(target.v2.metadata_url, InputNamesOf(*out));
   return Status::Ok();
+}
+
+}  // namespace
+
+Status ReadModelMetadata(HttpTransport* transport, std::string_view url,
+                         const CallOptions& options, Clock::time_point deadline,
+                         ModelMetadata* out, V2InputNames* input_names, ReplicaHealth* health) {
+  std::vector<std::string> replicas;
+  TF_GRAPHPIPE_RETURN_IF_ERROR(SplitReplicas(url, &replicas));
+  if (replicas.size() == 1) {
+    return ReadOneModelMetadata(transport, replicas[0], options, options.retries, deadline, out,
+                                input_names);
+  }
+  // One attempt per replica (the next one rather than a backoff), then the
+  // retries on the last one tried.
+  const std::vector<size_t> order = health->Order(std::string(url), replicas);
+  Status read;
+  for (size_t k = 0; k < order.size(); ++k) {
+    const std::string& one = replicas[order[k]];
+    const int retries = k + 1 == order.size() ? options.retries : 0;
+    read = ReadOneModelMetadata(transport, one, options, retries, deadline, out, input_names);
+    if (read.code() != Code::kUnavailable) {
+      if (read.ok() || read.is_remote()) health->MarkUp(one);
+      return read;
+    }
+    health->MarkDown(one);
+  }
+  return read;
 }
 
 }  // namespace tf_graphpipe

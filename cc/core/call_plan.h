@@ -12,6 +12,11 @@
 //     itself, with backoff, and each attempt tells the server how long the
 //     caller still waits, as of that attempt (GraphPipe: the
 //     GraphPipe-Timeout header; v2: the `timeout` parameter),
+//   - the replica: a URL naming several (replicas.h) is tried in the order
+//     ReplicaHealth gives; an unavailable one is marked down and the call
+//     goes on to the next at once, within its deadline; once every replica
+//     was tried, a retry (backoff, `retries`) starts the round again. Only
+//     kUnavailable moves a call on: a 4xx, a deadline or a cancel ends it,
 //   - and reads the answer into views (graphpipe_answer.h, v2_answer.h).
 // It sends through an HttpTransport it is given (http_transport.h): the op
 // and the Client pass HttpClient::Shared(), tests a transport of their own.
@@ -40,6 +45,7 @@
 #include "cc/core/codec.h"
 #include "cc/core/encoded_message.h"
 #include "cc/core/http_transport.h"
+#include "cc/core/replicas.h"
 #include "cc/core/status.h"
 #include "cc/core/tensor_view.h"
 #include "cc/core/v2_codec.h"
@@ -137,9 +143,11 @@ class RemoteCall {
 
   // `inputs` borrow the caller's tensors, which stay alive and unchanged until
   // the call completes: large ones are sent from their memory.
+  // `url`: one URL, or replicas separated by whitespace (replicas.h).
   RemoteCall(std::shared_ptr<const CallOptions> options, std::string url,
              std::vector<TensorView> inputs, Clock::time_point deadline,
-             V2InputNames* input_names = &V2InputNames::Shared());
+             V2InputNames* input_names = &V2InputNames::Shared(),
+             ReplicaHealth* health = &ReplicaHealth::Shared());
 
   // Makes the call on the calling thread; returns when it is done.
   Status Run(HttpTransport* transport);
@@ -158,7 +166,8 @@ class RemoteCall {
   // Every request of the call carries `token` (HttpRequest::cancel):
   // cancelling it ends the call with kCancelled. Set before Start.
   void set_cancel_token(std::shared_ptr<CancelToken> token) { cancel_ = std::move(token); }
-  // Where the request went (the v2 infer URL for v2), for messages.
+  // Where the request went (the v2 infer URL for v2; the last replica
+  // tried), for messages.
   const std::string& request_url() const { return request_url_; }
   // The bytes outputs() views; the call keeps its views, now into them.
   AnswerBytes TakeAnswerBytes();
@@ -167,6 +176,7 @@ class RemoteCall {
   // What has to be known before a request can be sent.
   Status Resolve();
   bool NeedsV2InputNames() const;
+  void UseReplica(size_t index);
   Status UseV2Metadata(Status fetched, const HttpResponse& response);
   Status Assemble(Clock::time_point not_before, HttpRequest* request);
   Status MetadataRequest(Clock::time_point not_before, HttpRequest* request) const;
@@ -187,8 +197,16 @@ class RemoteCall {
   std::vector<TensorView> inputs_;
   Clock::time_point deadline_;
   V2InputNames* cache_;
+  ReplicaHealth* health_;
 
-  CallTarget target_;
+  // The URL's replicas in the order this call tries them (one for a single
+  // URL), their targets (several only), the one in use, and how many of
+  // them this round of attempts has tried.
+  std::vector<std::string> replicas_;
+  std::vector<CallTarget> targets_;
+  size_t replica_ = 0;
+  size_t tried_ = 1;
+  CallTarget target_;  // the replica in use's
   std::string traceparent_;  // the call's, on each of its requests
   std::vector<std::string> v2_input_names_;
   bool v2_names_from_metadata_ = false;
@@ -206,10 +224,12 @@ class RemoteCall {
 
 // The model's metadata (GraphPipe: a MetadataRequest; v2: GET on the model's
 // URL, whose input order then goes into `input_names`), on the calling thread.
-// Uses the protocol, retries and response limit of `options`.
+// Uses the protocol, retries and response limit of `options`; replicas are
+// asked in ReplicaHealth's order until one is not unavailable.
 Status ReadModelMetadata(HttpTransport* transport, std::string_view url,
                          const CallOptions& options, Clock::time_point deadline,
-                         ModelMetadata* out, V2InputNames* input_names = &V2InputNames::Shared());
+                         ModelMetadata* out, V2InputNames* input_names = &V2InputNames::Shared(),
+                         ReplicaHealth* health = &ReplicaHealth::Shared());
 
 }  // namespace tf_graphpipe
 

@@ -408,6 +408,109 @@ TEST(RemoteCall, NoRetryForAnAnswerThatIsNotUnavailable) {
   EXPECT_EQ(transport.sent().size(), 1u);
 }
 
+// ---- replicas (replicas.h) ----
+
+constexpr char kReplicas[] = "http://127.0.0.1:1/ http://127.0.0.1:2/\thttp://127.0.0.1:3/";
+
+TEST(SplitReplicas, SplitsAtWhitespaceAndChecksEachUrl) {
+  std::vector<std::string> urls;
+  ASSERT_TRUE(SplitReplicas(kReplicas, &urls).ok());
+  EXPECT_EQ(urls, std::vector<std::string>(
+                      {"http://127.0.0.1:1/", "http://127.0.0.1:2/", "http://127.0.0.1:3/"}));
+  ASSERT_TRUE(SplitReplicas(" http://a:1/ ", &urls).ok());
+  EXPECT_EQ(urls, std::vector<std::string>({"http://a:1/"}));
+  Status bad = SplitReplicas("http://a:1/ ftp://b/", &urls);
+  EXPECT_EQ(bad.code(), Code::kInvalidArgument);
+  EXPECT_NE(bad.message().find("'ftp://b/'"), std::string::npos);
+  EXPECT_EQ(SplitReplicas("  ", &urls).code(), Code::kInvalidArgument);
+}
+
+TEST(ReplicaHealth, HealthyReplicasTakeTurnsAndDownOnesComeLast) {
+  ReplicaHealth health;
+  const std::vector<std::string> urls = {"a", "b", "c"};
+  EXPECT_EQ(health.Order("list", urls), std::vector<size_t>({0, 1, 2}));
+  EXPECT_EQ(health.Order("list", urls), std::vector<size_t>({1, 2, 0}));
+  health.MarkDown("b");
+  EXPECT_TRUE(health.IsDown("b"));
+  EXPECT_EQ(health.Order("list", urls), std::vector<size_t>({2, 0, 1}));
+  EXPECT_EQ(health.Order("list", urls), std::vector<size_t>({0, 2, 1}));
+  health.MarkUp("b");
+  EXPECT_FALSE(health.IsDown("b"));
+  EXPECT_EQ(health.Order("list", urls), std::vector<size_t>({1, 2, 0}));
+}
+
+TEST(RemoteCall, AnUnavailableReplicaIsMarkedDownAndTheCallGoesOnToTheNextAtOnce) {
+  FakeTransport transport;
+  transport.Answer(0, "", {}, Status(Code::kUnavailable, "connection refused"));
+  transport.Answer(503, "overloaded");
+  transport.Answer(200, GraphPipeAnswer({2.0f}));
+  auto options = Options(ProtocolChoice::kGraphPipe);
+  options->retries = 0;  // failing over is not a retry
+  V2InputNames cache;
+  ReplicaHealth health;
+  RemoteCall call(options, kReplicas, {Floats(kA, 2)}, InTenSeconds(), &cache, &health);
+  ASSERT_TRUE(call.Run(&transport).ok());
+  const std::vector<FakeTransport::Sent> sent = transport.sent();
+  ASSERT_EQ(sent.size(), 3u);
+  EXPECT_EQ(sent[0].url, "http://127.0.0.1:1/");
+  EXPECT_EQ(sent[1].url, "http://127.0.0.1:2/");
+  EXPECT_EQ(sent[2].url, "http://127.0.0.1:3/");
+  EXPECT_TRUE(health.IsDown("http://127.0.0.1:1/"));
+  EXPECT_TRUE(health.IsDown("http://127.0.0.1:2/"));
+  EXPECT_FALSE(health.IsDown("http://127.0.0.1:3/"));
+  EXPECT_EQ(call.request_url(), "http://127.0.0.1:3/");
+  // The next call starts with the healthy one, not a refused connection.
+  transport.Answer(200, GraphPipeAnswer({3.0f}));
+  RemoteCall next(options, kReplicas, {Floats(kA, 2)}, InTenSeconds(), &cache, &health);
+  ASSERT_TRUE(next.Run(&transport).ok());
+  EXPECT_EQ(transport.sent().back().url, "http://127.0.0.1:3/");
+}
+
+TEST(RemoteCall, ARefusalOrADeadlineIsNotFailedOver) {
+  for (long status : {400L, 404L, 504L}) {
+    FakeTransport transport;
+    transport.Answer(status, "no");
+    V2InputNames cache;
+    ReplicaHealth health;
+    RemoteCall call(Options(ProtocolChoice::kGraphPipe), kReplicas, {Floats(kA, 2)},
+                    InTenSeconds(), &cache, &health);
+    EXPECT_FALSE(call.Run(&transport).ok());
+    EXPECT_EQ(transport.sent().size(), 1u) << status;
+    EXPECT_FALSE(health.IsDown("http://127.0.0.1:1/"));
+  }
+}
+
+TEST(RemoteCall, WhenEveryReplicaIsDownARetryStartsANewRoundAfterItsBackoff) {
+  FakeTransport transport;
+  for (int i = 0; i < 3; ++i) transport.Answer(503, "overloaded");
+  transport.Answer(200, GraphPipeAnswer({2.0f}));
+  auto options = Options(ProtocolChoice::kGraphPipe);
+  options->retries = 1;
+  V2InputNames cache;
+  ReplicaHealth health;
+  RemoteCall call(options, kReplicas, {Floats(kA, 2)}, InTenSeconds(), &cache, &health);
+  ASSERT_TRUE(call.Run(&transport).ok());
+  const std::vector<FakeTransport::Sent> sent = transport.sent();
+  ASSERT_EQ(sent.size(), 4u);
+  EXPECT_EQ(sent[3].url, "http://127.0.0.1:1/");
+  const uint64_t third = std::stoull(TimeoutSent(sent[2]));
+  const uint64_t fourth = std::stoull(TimeoutSent(sent[3]));
+  EXPECT_LT(fourth, third - 40'000u);  // the round's backoff
+}
+
+TEST(RemoteCall, ReplicasThatSpeakDifferentProtocolsAreRefusedBeforeSending) {
+  FakeTransport transport;
+  V2InputNames cache;
+  ReplicaHealth health;
+  RemoteCall call(Options(ProtocolChoice::kAuto),
+                  std::string(kGraphPipeUrl) + " " + kV2Url, {Floats(kA, 2)}, InTenSeconds(),
+                  &cache, &health);
+  Status status = call.Run(&transport);
+  EXPECT_EQ(status.code(), Code::kInvalidArgument);
+  EXPECT_NE(status.message().find("different protocols"), std::string::npos);
+  EXPECT_TRUE(transport.sent().empty());
+}
+
 // ---- asynchronous calls ----
 
 // An executor running each piece of work on a new thread, remembering which.
