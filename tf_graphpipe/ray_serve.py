@@ -163,7 +163,9 @@ def deployment(
 
     Raises:
         ImportError: Ray Serve is not installed (the ``ray`` extra).
-        ValueError: an option is out of range.
+        ValueError: an option is out of range, or one a repository's
+            ``config.json`` sets is given with ``repository``.
+        FileNotFoundError: ``repository`` is not a directory.
     """
     serve = _serve()
     from tf_graphpipe.ray_serve_gateway import DEFAULT_LOST_AFTER_S, Gateway
