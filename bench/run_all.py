@@ -51,6 +51,7 @@ BENCHES = [
     ("ray", "bench_ray.py", "Ray Serve: vs a bare Ray Serve deployment through the same proxy; replica scaling"),
     ("repository", "bench_repository.py", "model repository: 10 models vs one alone, calls while a version loads"),
     ("security", "bench_security.py", "production serving: TLS vs plain HTTP (seed), metrics on vs --no-metrics (1x4)"),
+    ("deadlines", "bench_deadlines.py", "travelling deadlines: the 1x4 path with a deadline vs without"),
     ("memory", "bench_memory.py", "peak RSS growth during one seed call"),
 ]
 TIMEOUT_SECONDS = {"tiny": 600, "quick": 1200, "full": 3600}

@@ -47,7 +47,9 @@ def test_clone_has_nothing_beside_it(clone: Path) -> None:
 
 def test_nothing_in_the_clone_points_outside_it(clone: Path) -> None:
     # The notes and vectors used to live in a directory beside the checkout.
-    found = subprocess.run(["git", "grep", "-n", "-e", "../shared", "-e", "/work/shared", "--", ".",
+    # -F: the patterns are paths, not regexes ("../shared" as a regex would
+    # match any "/shared", as in a doc's example of a shared volume).
+    found = subprocess.run(["git", "grep", "-n", "-F", "-e", "../shared", "-e", "/work/shared", "--", ".",
                             ":!tests/test_standalone_clone.py"], cwd=clone, capture_output=True, text=True, timeout=120)
     assert found.returncode == 1, found.stdout  # 1: no match
 

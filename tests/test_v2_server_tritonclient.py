@@ -8,8 +8,11 @@ Each check is a script run in that venv against a server of this process."""
 from __future__ import annotations
 
 import subprocess
+import threading
+import time
 from collections.abc import Iterator
 
+import numpy as np
 import pytest
 
 import tf_graphpipe
@@ -189,3 +192,46 @@ for _ in range(3):  # the same pooled connections keep working
     np.testing.assert_array_equal(client.infer("arith", arith_inputs()).as_numpy("neg"), -Y)
 print("OK")
 """, mode)
+
+
+def test_the_timeout_parameter_is_honoured(python) -> None:
+    """tritonclient's ``timeout`` (microseconds, a request parameter; its
+    ``client_timeout`` stays local): a call still queued behind a busy worker
+    when its 0.3 s pass is answered 504 and never run."""
+    ran: list[float] = []
+    started, release = threading.Event(), threading.Event()
+
+    def slow(x: np.ndarray) -> np.ndarray:
+        ran.append(float(x[0, 0]))
+        started.set()
+        release.wait(30)  # busy until the tritonclient call has waited in the queue
+        return x
+
+    with tf_graphpipe.serve(slow, name="slow", workers=1, input_specs=["x:float32:-1,1"],
+                            output_specs=["y:float32:-1,1"]) as server:
+        first = threading.Thread(target=lambda: tf_graphpipe.Client(server.url, timeout=30).infer(
+            np.ones((1, 1), np.float32)))
+        first.start()
+        script = PRELUDE + r"""
+x = httpclient.InferInput("x", [1, 1], "FP32").set_data_from_numpy(np.full((1, 1), 2, np.float32))
+print("SENDING", flush=True)
+exc = error_of(lambda: client.infer("slow", [x], timeout=300_000))
+assert exc.status() == "504" and "deadline passed" in exc.message(), (exc.status(), exc.message())
+print("OK")
+"""
+        process = subprocess.Popen([python, "-c", script, f"{server.host}:{server.port}"],
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            assert started.wait(30)
+            assert process.stdout is not None and process.stdout.readline().strip() == "SENDING"
+            time.sleep(0.6)  # the call is queued and its 0.3 s have passed
+            release.set()
+            out, err = process.communicate(timeout=60)
+        finally:
+            release.set()
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+            first.join(30)
+        assert process.returncode == 0 and out.strip() == "OK", err
+    assert ran == [1.0]

@@ -55,6 +55,9 @@ versions are loaded while serving (docs/model_repository.md).
 Once listening, prints one line with the URL (http://HOST:PORT) on stdout.
 The same port also answers the Open Inference Protocol (KServe v2, e.g.
 tritonclient) for the model, named by --name: URL/v2/models/NAME[/infer].
+A call that says how long its caller waits (GraphPipe-Timeout header, v2
+`timeout` parameter, in microseconds) and is still queued when that time is up
+is answered 504 without running the model.
 Stops cleanly, exit code 0, on SIGINT (Ctrl-C) or SIGTERM.
 
 examples:

@@ -9,8 +9,9 @@ from typing import Any
 
 import numpy as np
 
-from tf_graphpipe import _native, dtypes, protocols, tracing
+from tf_graphpipe import _native, deadlines, dtypes, protocols, tracing
 from tf_graphpipe.credentials import CallCredentials
+from tf_graphpipe.errors import DeadlineExceeded
 
 __all__ = ["Client"]
 
@@ -38,6 +39,10 @@ class Client:
         url: the model's URL, e.g. ``"http://127.0.0.1:9000"`` (GraphPipe) or
             ``"http://127.0.0.1:8000/v2/models/resnet"`` (v2).
         timeout: seconds per call, connection included; ``None`` for no limit.
+            Inside a deadline (``tf_graphpipe.deadlines.use``, or the model
+            call a server is running, which carries its caller's), a call
+            waits at most what is left of it. The server is told the time
+            left at each attempt, and drops a call whose time has run out.
         retries: extra attempts when the server is unavailable (connection
             refused or reset, HTTP 503), with exponential backoff, within
             ``timeout``.
@@ -208,7 +213,14 @@ class Client:
         return f"Client({self.url!r}, timeout={self.timeout!r}, protocol={self.protocol!r})"
 
     def _timeout_seconds(self) -> float:
-        return 0.0 if self.timeout is None else float(self.timeout)
+        """This call's timeout (0: none): the Client's, capped at the time
+        left of the deadline it runs within."""
+        left = deadlines.remaining()
+        if left is None:
+            return 0.0 if self.timeout is None else float(self.timeout)
+        if left <= 0:
+            raise DeadlineExceeded(f"the caller's deadline passed {-left:.3f} s before the call to {self.url}")
+        return left if self.timeout is None else min(float(self.timeout), left)
 
     def _check_open(self) -> None:
         if self._closed:

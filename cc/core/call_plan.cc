@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "cc/core/call_plan.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <utility>
@@ -11,6 +12,10 @@
 namespace tf_graphpipe {
 namespace {
 
+// A retry waits this long, doubling per attempt up to kMaxBackoff.
+constexpr auto kFirstBackoff = std::chrono::milliseconds(50);
+constexpr auto kMaxBackoff = std::chrono::milliseconds(2000);
+
 std::string Joined(const std::vector<std::string>& names) {
   std::string out;
   for (const std::string& n : names) out += (out.empty() ? "" : ", ") + n;
@@ -19,12 +24,13 @@ std::string Joined(const std::vector<std::string>& names) {
 
 // Every request of a call starts here: its deadline and limits, its TLS
 // files, its headers with the bearer token read now, and its traceparent.
+// `retries` are the transport's (the call plan's own attempts pass 0).
 Status BaseRequest(std::string url, const CallOptions& options, Clock::time_point deadline,
-                   const std::string& traceparent, HttpRequest* request) {
+                   const std::string& traceparent, int retries, HttpRequest* request) {
   *request = HttpRequest();
   request->url = std::move(url);
   request->deadline = deadline;
-  request->retries = options.retries;
+  request->retries = retries;
   request->max_response_bytes = options.max_response_bytes;
   request->tls = options.credentials.tls;
   TF_GRAPHPIPE_RETURN_IF_ERROR(CredentialHeaders(options.credentials, &request->extra_headers));
@@ -102,6 +108,12 @@ Clock::time_point DeadlineAfter(double seconds) {
          std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
 }
 
+uint64_t MicrosecondsLeft(Clock::time_point deadline, Clock::time_point at) {
+  if (deadline == Clock::time_point::max()) return 0;
+  const auto left = std::chrono::duration_cast<std::chrono::microseconds>(deadline - at).count();
+  return left < 1 ? 1 : static_cast<uint64_t>(left);
+}
+
 RemoteCall::RemoteCall(std::shared_ptr<const CallOptions> options, std::string url,
                        std::vector<TensorView> inputs, Clock::time_point deadline,
                        V2InputNames* input_names)
@@ -133,12 +145,27 @@ bool RemoteCall::NeedsV2InputNames() const {
          !v2_names_from_metadata_;
 }
 
-Status RemoteCall::MetadataRequest(HttpRequest* request) const {
+Status RemoteCall::MetadataRequest(Clock::time_point not_before, HttpRequest* request) const {
   TF_GRAPHPIPE_RETURN_IF_ERROR(
-      BaseRequest(target_.v2.metadata_url, *options_, deadline_, traceparent_, request));
+      BaseRequest(target_.v2.metadata_url, *options_, deadline_, traceparent_, 0, request));
   request->post = false;
+  request->not_before = not_before;
   request->cancel = cancel_;
   return Status::Ok();
+}
+
+bool RemoteCall::NextAttempt(const Status& sent, const HttpResponse& response,
+                             Clock::time_point* not_before) {
+  const bool unavailable =
+      sent.code() == Code::kUnavailable || (sent.ok() && response.status == 503);
+  if (!unavailable || attempt_ >= options_->retries) return false;
+  const Clock::duration backoff =
+      std::min<Clock::duration>(kFirstBackoff * (1 << std::min(attempt_, 10)), kMaxBackoff);
+  const Clock::time_point at = Clock::now() + backoff;
+  if (at >= deadline_) return false;
+  ++attempt_;
+  *not_before = at;
+  return true;
 }
 
 Status RemoteCall::UseV2Metadata(Status fetched, const HttpResponse& response) {
@@ -154,20 +181,30 @@ Status RemoteCall::UseV2Metadata(Status fetched, const HttpResponse& response) {
   return Status::Ok();
 }
 
-Status RemoteCall::Assemble(HttpRequest* request) {
-  TF_GRAPHPIPE_RETURN_IF_ERROR(BaseRequest(request_url_, *options_, deadline_, traceparent_, request));
+Status RemoteCall::Assemble(Clock::time_point not_before, HttpRequest* request) {
+  TF_GRAPHPIPE_RETURN_IF_ERROR(
+      BaseRequest(request_url_, *options_, deadline_, traceparent_, 0, request));
+  request->not_before = not_before;
   request->cancel = cancel_;
+  // How long the caller still waits when this attempt goes out.
+  const uint64_t left_us = MicrosecondsLeft(deadline_, std::max(Clock::now(), not_before));
   const std::vector<std::string_view> output_names(options_->output_names.begin(),
                                                    options_->output_names.end());
   if (target_.protocol == Protocol::kGraphPipe) {
-    InferRequestSpec spec;
-    spec.config = options_->config;
-    spec.input_names.assign(options_->input_names.begin(), options_->input_names.end());
-    spec.inputs = inputs_;
-    spec.output_names = output_names;
-    TF_GRAPHPIPE_RETURN_IF_ERROR(
-        EncodeInferRequest(spec, TensorBytes::kReference, &graphpipe_request_));
+    if (!encoded_) {
+      InferRequestSpec spec;
+      spec.config = options_->config;
+      spec.input_names.assign(options_->input_names.begin(), options_->input_names.end());
+      spec.inputs = inputs_;
+      spec.output_names = output_names;
+      TF_GRAPHPIPE_RETURN_IF_ERROR(
+          EncodeInferRequest(spec, TensorBytes::kReference, &graphpipe_request_));
+      encoded_ = true;
+    }
     request->body = graphpipe_request_.Parts();
+    if (left_us > 0) {
+      request->extra_headers.push_back(std::string(kTimeoutHeader) + ": " + std::to_string(left_us));
+    }
     return Status::Ok();
   }
   if (!v2_names_from_metadata_ && v2_input_names_.size() != inputs_.size()) {
@@ -184,12 +221,18 @@ Status RemoteCall::Assemble(HttpRequest* request) {
                       std::to_string(inputs_.size()) +
                       ": pass one tensor per input, or name them (input_names)");
   }
-  V2InferRequestSpec spec;
-  spec.binary = options_->v2_binary;
-  spec.input_names.assign(v2_input_names_.begin(), v2_input_names_.end());
-  spec.inputs = inputs_;
-  spec.output_names = output_names;
-  TF_GRAPHPIPE_RETURN_IF_ERROR(EncodeV2InferRequest(spec, TensorBytes::kReference, &v2_request_));
+  // The remaining time is in the JSON header, so an attempt with a deadline
+  // encodes it again (large inputs are referenced: only the header is made).
+  if (!encoded_ || left_us > 0) {
+    V2InferRequestSpec spec;
+    spec.binary = options_->v2_binary;
+    spec.input_names.assign(v2_input_names_.begin(), v2_input_names_.end());
+    spec.inputs = inputs_;
+    spec.output_names = output_names;
+    spec.timeout_us = left_us;
+    TF_GRAPHPIPE_RETURN_IF_ERROR(EncodeV2InferRequest(spec, TensorBytes::kReference, &v2_request_));
+    encoded_ = true;
+  }
   request->body = v2_request_.Parts();
   request->content_type = v2_request_.content_type();
   // The first output blob follows the JSON header: received aligned, it is
@@ -227,16 +270,25 @@ Status RemoteCall::ReadAnswer(Status transport) {
 
 Status RemoteCall::Run(HttpTransport* transport) {
   TF_GRAPHPIPE_RETURN_IF_ERROR(Resolve());
+  Clock::time_point not_before{};
   if (NeedsV2InputNames()) {
     HttpResponse metadata;
-    HttpRequest request;
-    TF_GRAPHPIPE_RETURN_IF_ERROR(MetadataRequest(&request));
-    Status fetched = transport->Call(std::move(request), &metadata);
+    Status fetched;
+    do {
+      HttpRequest request;
+      TF_GRAPHPIPE_RETURN_IF_ERROR(MetadataRequest(not_before, &request));
+      metadata = HttpResponse();
+      fetched = transport->Call(std::move(request), &metadata);
+    } while (NextAttempt(fetched, metadata, &not_before));
     TF_GRAPHPIPE_RETURN_IF_ERROR(UseV2Metadata(std::move(fetched), metadata));
   }
-  HttpRequest request;
-  TF_GRAPHPIPE_RETURN_IF_ERROR(Assemble(&request));
-  Status sent = transport->Call(std::move(request), &response_);
+  Status sent;
+  do {
+    HttpRequest request;
+    TF_GRAPHPIPE_RETURN_IF_ERROR(Assemble(not_before, &request));
+    response_ = HttpResponse();  // an answer per attempt
+    sent = transport->Call(std::move(request), &response_);
+  } while (NextAttempt(sent, response_, &not_before));
   return ReadAnswer(std::move(sent));
 }
 
@@ -248,17 +300,28 @@ void RemoteCall::Start(std::shared_ptr<RemoteCall> call, HttpTransport* transpor
     return;
   }
   if (!call->NeedsV2InputNames()) {
-    Send(std::move(call), transport, std::move(executor), std::move(done));
+    Send(std::move(call), transport, std::move(executor), std::move(done), {});
     return;
   }
+  FetchMetadata(std::move(call), transport, std::move(executor), std::move(done), {});
+}
+
+void RemoteCall::FetchMetadata(std::shared_ptr<RemoteCall> call, HttpTransport* transport,
+                               Executor executor, std::function<void(Status)> done,
+                               Clock::time_point not_before) {
   HttpRequest request;
-  Status assembled = call->MetadataRequest(&request);
+  Status assembled = call->MetadataRequest(not_before, &request);
   if (!assembled.ok()) {
     done(std::move(assembled));
     return;
   }
   transport->Start(std::move(request), [call, transport, executor, done](
                                            Status fetched, HttpResponse response) mutable {
+    Clock::time_point again;
+    if (call->NextAttempt(fetched, response, &again)) {
+      FetchMetadata(std::move(call), transport, std::move(executor), std::move(done), again);
+      return;
+    }
     auto answer = std::make_shared<HttpResponse>(std::move(response));
     executor([call, transport, executor, done, fetched, answer]() mutable {
       Status used = call->UseV2Metadata(std::move(fetched), *answer);
@@ -266,7 +329,7 @@ void RemoteCall::Start(std::shared_ptr<RemoteCall> call, HttpTransport* transpor
         done(std::move(used));
         return;
       }
-      Send(std::move(call), transport, std::move(executor), std::move(done));
+      Send(std::move(call), transport, std::move(executor), std::move(done), {});
     });
   });
 }
@@ -287,15 +350,23 @@ bool RemoteCall::ReadsInPlace() const {
 }
 
 void RemoteCall::Send(std::shared_ptr<RemoteCall> call, HttpTransport* transport,
-                      Executor executor, std::function<void(Status)> done) {
+                      Executor executor, std::function<void(Status)> done,
+                      Clock::time_point not_before) {
   HttpRequest request;
-  Status assembled = call->Assemble(&request);
+  Status assembled = call->Assemble(not_before, &request);
   if (!assembled.ok()) {
     done(std::move(assembled));
     return;
   }
-  transport->Start(std::move(request), [call, executor, done](Status sent,
-                                                              HttpResponse response) mutable {
+  transport->Start(std::move(request), [call, transport, executor, done](
+                                           Status sent, HttpResponse response) mutable {
+    Clock::time_point again;
+    if (call->NextAttempt(sent, response, &again)) {
+      // A retry's request is made here, on the transport's thread: GraphPipe
+      // reuses its encoded bytes; v2 writes its JSON header again.
+      Send(std::move(call), transport, std::move(executor), std::move(done), again);
+      return;
+    }
     call->response_ = std::move(response);
     if (!sent.ok() || call->ReadsInPlace()) {
       done(call->ReadAnswer(std::move(sent)));
@@ -324,13 +395,13 @@ Status ReadModelMetadata(HttpTransport* transport, std::string_view url,
   HttpResponse response;
   HttpRequest request;
   if (target.protocol == Protocol::kGraphPipe) {
-    TF_GRAPHPIPE_RETURN_IF_ERROR(BaseRequest(target.url, options, deadline, traceparent, &request));
+    TF_GRAPHPIPE_RETURN_IF_ERROR(BaseRequest(target.url, options, deadline, traceparent, options.retries, &request));
     EncodedMessage message = EncodeMetadataRequest();
     request.body = message.Parts();
     TF_GRAPHPIPE_RETURN_IF_ERROR(transport->Call(std::move(request), &response));
     return ReadMetadataAnswer(target.url, response, out);
   }
-  TF_GRAPHPIPE_RETURN_IF_ERROR(BaseRequest(target.v2.metadata_url, options, deadline, traceparent, &request));
+  TF_GRAPHPIPE_RETURN_IF_ERROR(BaseRequest(target.v2.metadata_url, options, deadline, traceparent, options.retries, &request));
   request.post = false;
   TF_GRAPHPIPE_RETURN_IF_ERROR(transport->Call(std::move(request), &response));
   TF_GRAPHPIPE_RETURN_IF_ERROR(ReadV2MetadataAnswer(target.v2.metadata_url, response, out));

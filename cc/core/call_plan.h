@@ -8,6 +8,10 @@
 //     process-wide per model (V2InputNames),
 //   - the request: encoded once, large inputs referenced, not copied, with
 //     its URL, Content-Type, Inference-Header-Content-Length and deadline,
+//   - the attempts: a call retries kUnavailable (refused, reset, HTTP 503)
+//     itself, with backoff, and each attempt tells the server how long the
+//     caller still waits, as of that attempt (GraphPipe: the
+//     GraphPipe-Timeout header; v2: the `timeout` parameter),
 //   - and reads the answer into views (graphpipe_answer.h, v2_answer.h).
 // It sends through an HttpTransport it is given (http_transport.h): the op
 // and the Client pass HttpClient::Shared(), tests a transport of their own.
@@ -21,6 +25,7 @@
 #define TF_GRAPHPIPE_CC_CORE_CALL_PLAN_H_
 
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -100,6 +105,14 @@ struct CallOptions {
 // The deadline `seconds` from now; none for 0, a negative number or infinity.
 Clock::time_point DeadlineAfter(double seconds);
 
+// The header a GraphPipe request carries the caller's remaining time in:
+// microseconds, a decimal integer (docs/protocol/SPEC.md). A v2 request
+// carries the same number as its `timeout` parameter instead.
+inline constexpr char kTimeoutHeader[] = "GraphPipe-Timeout";
+
+// Microseconds from `at` to `deadline`, at least 1; 0 when there is none.
+uint64_t MicrosecondsLeft(Clock::time_point deadline, Clock::time_point at);
+
 // Runs work off the transport's thread (the op gives TensorFlow's CPU pool).
 using Executor = std::function<void(std::function<void()>)>;
 
@@ -155,12 +168,19 @@ class RemoteCall {
   Status Resolve();
   bool NeedsV2InputNames() const;
   Status UseV2Metadata(Status fetched, const HttpResponse& response);
-  Status Assemble(HttpRequest* request);
-  Status MetadataRequest(HttpRequest* request) const;
+  Status Assemble(Clock::time_point not_before, HttpRequest* request);
+  Status MetadataRequest(Clock::time_point not_before, HttpRequest* request) const;
   Status ReadAnswer(Status transport);
+  // Whether the attempt that ended with `sent` / `response` is made again
+  // (kUnavailable or HTTP 503, attempts and deadline left), and not before when.
+  bool NextAttempt(const Status& sent, const HttpResponse& response, Clock::time_point* not_before);
+  static void FetchMetadata(std::shared_ptr<RemoteCall> call, HttpTransport* transport,
+                            Executor executor, std::function<void(Status)> done,
+                            Clock::time_point not_before);
   bool ReadsInPlace() const;
   static void Send(std::shared_ptr<RemoteCall> call, HttpTransport* transport,
-                   Executor executor, std::function<void(Status)> done);
+                   Executor executor, std::function<void(Status)> done,
+                   Clock::time_point not_before);
 
   std::shared_ptr<const CallOptions> options_;
   std::string url_;
@@ -173,6 +193,8 @@ class RemoteCall {
   std::vector<std::string> v2_input_names_;
   bool v2_names_from_metadata_ = false;
   std::string request_url_;
+  int attempt_ = 0;  // attempts made after the first
+  bool encoded_ = false;  // the request's bytes below are made
   // The request's own bytes; libcurl sends from them until the call is done.
   EncodedMessage graphpipe_request_;
   V2Message v2_request_;

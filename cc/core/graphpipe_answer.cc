@@ -76,6 +76,9 @@ std::string BodyText(const HttpResponse& response) {
 }
 
 Code CodeForHttpStatus(long http_status) {
+  // 504: the server dropped a call whose deadline passed (google.rpc's
+  // mapping of DEADLINE_EXCEEDED); 408: it gave up waiting for the request.
+  if (http_status == 504 || http_status == 408) return Code::kDeadlineExceeded;
   if (http_status >= 400 && http_status < 500) return Code::kInvalidArgument;
   if (http_status == 503) return Code::kUnavailable;
   if (http_status >= 500 && http_status < 600) return Code::kInternal;

@@ -345,6 +345,9 @@ class HttpClient::Impl {
   // The blocking call: the same transfer, retries and errors as Start(),
   // on the calling thread, with no hand-off to the loop thread and back.
   Status CallHere(HttpRequest request, HttpResponse* response) {
+    if (request.not_before > Clock::now()) {  // a caller's backoff, holding no connection
+      std::this_thread::sleep_until(std::min(request.not_before, request.deadline));
+    }
     CURL* easy = TakeBlockingEasy();
     if (easy == nullptr) return Status(Code::kInternal, "curl_easy_init failed");
     Transfer t;
@@ -414,7 +417,14 @@ class HttpClient::Impl {
       return;
     }
     if (now >= t->request.deadline) {
-      Complete(std::move(t), DeadlinePassed(*t));
+      // Read before the move: the order of a call's arguments is unspecified.
+      Status late = DeadlinePassed(*t);
+      Complete(std::move(t), std::move(late));
+      return;
+    }
+    if (t->request.not_before > now) {  // a caller's backoff: wait with the retries
+      t->not_before = t->request.not_before;
+      waiting_.push_back(std::move(t));
       return;
     }
     CURL* easy = TakeEasy();

@@ -40,6 +40,9 @@ struct HttpRequest {
   std::vector<std::string> extra_headers;  // "Name: value"
   TlsFiles tls;  // https://: CA bundle and client certificate (empty: defaults)
   Clock::time_point deadline = Clock::time_point::max();
+  // Not sent before this time (a caller's retry backoff, from the call plan);
+  // the default: at once.
+  Clock::time_point not_before{};
   // Retries on kUnavailable (connection refused or reset, HTTP 503), with
   // exponential backoff from 50 ms, while the deadline allows.
   int retries = 0;

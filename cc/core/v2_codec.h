@@ -63,6 +63,9 @@ struct V2InferRequestSpec {
   std::vector<TensorView> inputs;
   std::vector<std::string_view> output_names;  // empty: every output
   bool binary = true;
+  // > 0: the request's "timeout" parameter, the microseconds the caller will
+  // still wait (as tritonclient sends it); 0: none sent.
+  uint64_t timeout_us = 0;
 };
 
 // An encoded request body: the JSON header, then the blobs. Move-only; the

@@ -161,9 +161,18 @@ Status EncodeV2InferRequest(const V2InferRequestSpec& spec, TensorBytes bytes, V
       header.append("}}");
     }
     header.push_back(']');
+    if (spec.timeout_us > 0) {
+      header.append(",\"parameters\":{\"timeout\":");
+      AppendJsonNumber(&header, spec.timeout_us);
+      header.push_back('}');
+    }
   } else {
     header.append(",\"parameters\":{\"binary_data_output\":");
     header.append(binary_output);
+    if (spec.timeout_us > 0) {
+      header.append(",\"timeout\":");
+      AppendJsonNumber(&header, spec.timeout_us);
+    }
     header.push_back('}');
   }
   header.push_back('}');

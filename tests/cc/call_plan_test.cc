@@ -328,6 +328,86 @@ TEST(RemoteCall, TransportFailureKeepsItsCode) {
   EXPECT_EQ(call.Run(&transport).code(), Code::kDeadlineExceeded);
 }
 
+// ---- deadlines and attempts ----
+
+// The GraphPipe-Timeout a request carried ("" when absent).
+std::string TimeoutSent(const FakeTransport::Sent& sent) {
+  const std::string prefix = std::string(kTimeoutHeader) + ": ";
+  for (const std::string& h : sent.extra_headers) {
+    if (h.rfind(prefix, 0) == 0) return h.substr(prefix.size());
+  }
+  return "";
+}
+
+TEST(RemoteCall, EachGraphPipeAttemptTellsTheServerTheTimeLeftThen) {
+  FakeTransport transport;
+  transport.Answer(503, "busy");
+  transport.Answer(200, GraphPipeAnswer({1.0f}));
+  auto options = Options(ProtocolChoice::kGraphPipe);
+  options->retries = 1;
+  V2InputNames cache;
+  RemoteCall call(options, kGraphPipeUrl, {Floats(kA, 2)}, InTenSeconds(), &cache);
+  ASSERT_TRUE(call.Run(&transport).ok());
+  const std::vector<FakeTransport::Sent> sent = transport.sent();
+  ASSERT_EQ(sent.size(), 2u);
+  const uint64_t first = std::stoull(TimeoutSent(sent[0]));
+  const uint64_t second = std::stoull(TimeoutSent(sent[1]));
+  EXPECT_LE(first, 10'000'000u);
+  EXPECT_GT(first, 9'000'000u);
+  EXPECT_LT(second, first - 40'000u);  // after the retry's 50 ms backoff
+}
+
+TEST(RemoteCall, ACallWithoutDeadlineSendsNone) {
+  FakeTransport transport;
+  transport.Answer(200, GraphPipeAnswer({1.0f}));
+  transport.Answer(200, V2Answer({1.0f}));
+  V2InputNames cache;
+  RemoteCall graphpipe(Options(ProtocolChoice::kGraphPipe), kGraphPipeUrl, {Floats(kA, 2)},
+                       Clock::time_point::max(), &cache);
+  ASSERT_TRUE(graphpipe.Run(&transport).ok());
+  auto options = Options(ProtocolChoice::kAuto);
+  options->input_names = {"x"};
+  RemoteCall v2(options, kV2Url, {Floats(kA, 2)}, Clock::time_point::max(), &cache);
+  ASSERT_TRUE(v2.Run(&transport).ok());
+  const std::vector<FakeTransport::Sent> sent = transport.sent();
+  ASSERT_EQ(sent.size(), 2u);
+  EXPECT_EQ(TimeoutSent(sent[0]), "");
+  EXPECT_FALSE(V2Header(sent[1])["parameters"].contains("timeout"));
+}
+
+TEST(RemoteCall, V2SendsTheTimeLeftAsTheTimeoutParameterOfEachAttempt) {
+  FakeTransport transport;
+  transport.Answer(503, "busy");
+  transport.Answer(200, V2Answer({5.5f, 6.0f}));
+  auto options = Options(ProtocolChoice::kAuto);
+  options->input_names = {"x", "y"};
+  options->retries = 1;
+  V2InputNames cache;
+  RemoteCall call(options, kV2Url, {Floats(kA, 2), Floats(kB, 2)}, InTenSeconds(), &cache);
+  ASSERT_TRUE(call.Run(&transport).ok());
+  const std::vector<FakeTransport::Sent> sent = transport.sent();
+  ASSERT_EQ(sent.size(), 2u);
+  const uint64_t first = V2Header(sent[0])["parameters"]["timeout"];
+  const uint64_t second = V2Header(sent[1])["parameters"]["timeout"];
+  EXPECT_GT(first, 9'000'000u);
+  EXPECT_LE(first, 10'000'000u);
+  EXPECT_LT(second, first - 40'000u);
+  EXPECT_EQ(InputNames(V2Header(sent[1])), std::vector<std::string>({"x", "y"}));
+  EXPECT_EQ(TimeoutSent(sent[0]), "");  // v2 carries it in the body only
+}
+
+TEST(RemoteCall, NoRetryForAnAnswerThatIsNotUnavailable) {
+  FakeTransport transport;
+  transport.Answer(504, "deadline passed");
+  auto options = Options(ProtocolChoice::kGraphPipe);
+  options->retries = 3;
+  V2InputNames cache;
+  RemoteCall call(options, kGraphPipeUrl, {Floats(kA, 2)}, InTenSeconds(), &cache);
+  Status status = call.Run(&transport);
+  EXPECT_EQ(status.code(), Code::kDeadlineExceeded);
+  EXPECT_EQ(transport.sent().size(), 1u);
+}
+
 // ---- asynchronous calls ----
 
 // An executor running each piece of work on a new thread, remembering which.

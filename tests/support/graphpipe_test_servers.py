@@ -91,7 +91,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         owner = self.server.owner
-        owner._count_request()
+        owner._count_request(self.headers.get("GraphPipe-Timeout"))
         reply = owner.respond(body)
         if reply is None:  # never answer: wait until the server stops
             owner.stopping.wait()
@@ -160,6 +160,7 @@ class TestServer:
         url: ``http://127.0.0.1:PORT/``.
         connections_accepted: TCP connections accepted so far.
         requests_received: POST requests read so far.
+        timeouts: each POST's ``GraphPipe-Timeout`` header (None if absent).
     """
 
     __test__ = False  # not a pytest test class
@@ -171,6 +172,7 @@ class TestServer:
         self._threads: list[threading.Thread] = []
         self._connections_accepted = 0
         self._requests_received = 0
+        self.timeouts: list[str | None] = []
         self._httpd: _ThreadedServer | None = None
         self._port: int | None = None
         self._serve_thread: threading.Thread | None = None
@@ -252,9 +254,10 @@ class TestServer:
             self._threads = [t for t in self._threads if t.is_alive()]
             self._threads.append(thread)
 
-    def _count_request(self) -> None:
+    def _count_request(self, timeout: str | None = None) -> None:
         with self._lock:
             self._requests_received += 1
+            self.timeouts.append(timeout)
 
 
 def echo_reply(body: bytes, metadata: dict[str, Any], seen: list[SeenRequest] | None = None) -> Reply:

@@ -170,7 +170,7 @@ class GraphPipeApp:
             method, path, content_length,
             None if header_length is None else int(header_length) if header_length.isdigit() else -1,
             _header(scope, b"authorization"), _header(scope, b"traceparent"),
-            f"{client[0]}:{client[1]}" if client else "-")
+            f"{client[0]}:{client[1]}" if client else "-", timeout=_header(scope, b"graphpipe-timeout"))
         if request.refused is not None:
             await _send(send, request.refused, method)
             return

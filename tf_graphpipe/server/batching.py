@@ -22,7 +22,7 @@ import numpy as np
 
 from tf_graphpipe import _native
 from tf_graphpipe.server.errors import ServerError
-from tf_graphpipe.server.inference import Call, ModelRunner
+from tf_graphpipe.server.inference import Call, ModelRunner, expired
 
 __all__ = ["Batcher"]
 
@@ -106,7 +106,14 @@ class Batcher:
             call.ran = (start, time.perf_counter(), call.rows, True)
 
     def _execute_window(self, calls: list[Call]) -> list[_native.Message | BaseException]:
-        """On a worker thread: the answer (or error) of each call."""
+        """On a worker thread: the answer (or error) of each call; calls
+        whose caller stopped waiting while they sat in the window or the
+        worker queue are answered so without running."""
+        late = [expired(call) for call in calls]
+        if any(late):
+            live = [call for call, gone in zip(calls, late, strict=True) if gone is None]
+            ran = iter(self._execute_window(live) if live else [])
+            return [gone if gone is not None else next(ran) for gone in late]
         if len(calls) > 1:
             start = time.perf_counter()
             try:
@@ -128,7 +135,11 @@ class Batcher:
             np.concatenate([call.inputs[i] for call in calls], axis=0) for i in range(len(first.inputs))
         ]
         total = sum(call.rows for call in calls)
-        outputs = self.runner.run(Call(merged_inputs, first.output_names, first.config, total, first.batch_key))
+        # The merged run lasts as long as its most patient caller waits.
+        deadline = None if any(call.deadline is None for call in calls) else max(
+            call.deadline for call in calls if call.deadline is not None)
+        outputs = self.runner.run(Call(merged_inputs, first.output_names, first.config, total, first.batch_key,
+                                       deadline=deadline))
         if any(value.ndim == 0 or value.shape[0] != total for _, value in outputs):
             if not self._warned_unsplittable:
                 self._warned_unsplittable = True

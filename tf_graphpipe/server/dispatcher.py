@@ -10,7 +10,11 @@ and the ASGI app of ``app``) call and which decides everything they do not:
   refusals a front end meets (bad HTTP, slow clients) are rendered here too;
 * **schedule**: ``finish`` runs a call in the model's batcher, inline on the
   event loop (small calls to a fast model), or on a model worker, whose
-  result comes back to the loop: only the loop thread answers.
+  result comes back to the loop: only the loop thread answers. A call whose
+  caller said how long it waits (``GraphPipe-Timeout``, v2's ``timeout``)
+  carries that deadline, counted from its head's arrival; wherever it waited
+  (batch window, worker queue), it is answered 504 instead of run once the
+  deadline has passed (``inference.expired``).
 
 Every answer is an ``Answer``; every error goes through the table of
 ``errors``. Models are found through a ``ModelLookup`` (``name, version ->
@@ -31,7 +35,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from tf_graphpipe import tracing
+from tf_graphpipe import deadlines, tracing
 from tf_graphpipe.server.answer import Answer
 from tf_graphpipe.server.bodies import BodyBudget, BodyLease
 from tf_graphpipe.server.errors import NotFound, ServerError, failure
@@ -89,8 +93,8 @@ class Request:
         lease: where the body goes (``BodyLease``); released by ``done``.
     """
 
-    __slots__ = ("answer", "call", "failed", "header_length", "held", "lease", "method", "outcome", "path",
-                 "refused", "reply", "seen", "target", "timed", "unsent", "write")
+    __slots__ = ("answer", "arrived", "call", "failed", "header_length", "held", "lease", "method", "outcome",
+                 "path", "refused", "reply", "seen", "target", "timed", "timeout_us", "unsent", "write")
 
     def __init__(self, method: bytes, path: bytes, target: Target, header_length: int | None) -> None:
         self.method = method
@@ -109,6 +113,8 @@ class Request:
         self.unsent: list[Any] | None = None
         self.held: ServedModel | None = None  # the model version this request holds a lease on
         self.seen: Observation | None = None  # metrics, access log and trace (production.py)
+        self.arrived = time.monotonic()  # the caller's remaining time counts from here
+        self.timeout_us: int | None = None  # the GraphPipe-Timeout header's value
 
     def done(self) -> None:
         """The answer is handed to the transport: the body's budget goes
@@ -169,12 +175,14 @@ class Dispatcher:
     # ---- the request path -----------------------------------------------------------
 
     def begin(self, method: bytes, path: bytes, content_length: int | None, header_length: int | None,
-              authorization: bytes | None = None, traceparent: bytes | None = None, peer: str = "-") -> Request:
+              authorization: bytes | None = None, traceparent: bytes | None = None, peer: str = "-", *,
+              timeout: bytes | None = None) -> Request:
         """A request whose head has arrived (``path`` without the query;
         ``content_length`` None: chunked or unknown; ``header_length``: v2's
         Inference-Header-Content-Length, -1 when not a number;
-        ``authorization``, ``traceparent``: those headers' values; ``peer``:
-        the client's address, for the access log). Never raises."""
+        ``authorization``, ``traceparent``, ``timeout``: the values of those
+        headers (``timeout``: ``GraphPipe-Timeout``); ``peer``: the client's
+        address, for the access log). Never raises."""
         target = self._resolve(method, path)
         if target.served is not None and not target.served.enter():
             # The version was retired since the lookup; the table that replaced it is published.
@@ -183,6 +191,8 @@ class Dispatcher:
                 target = _failing(target.wire, NotFound(f"{path.decode('latin-1')}: the model is being unloaded"))
         request = Request(method, path, target, header_length)
         request.held = target.served
+        if timeout is not None:
+            request.timeout_us = deadlines.parse_header(timeout)
         try:
             if self.auth is not None:
                 refusal = self.auth.refusal(path, authorization)
@@ -233,6 +243,9 @@ class Dispatcher:
             self._when_done(request, outcome, reply)
             return
         served: ServedModel = request.target.served  # type: ignore[assignment]
+        timeout_us = outcome.timeout_us or request.timeout_us
+        if timeout_us:
+            outcome.deadline = request.arrived + timeout_us / 1e6
         request.call = outcome
         request.reply = reply
         request.write = write

@@ -24,6 +24,7 @@ __all__ = [
     "ERROR_TABLE",
     "BadRequest",
     "BodyTooLarge",
+    "DeadlinePassed",
     "Failure",
     "FailedPrecondition",
     "HeadTooLarge",
@@ -95,6 +96,11 @@ class RequestTimeout(ServerError):
     """A request head not complete, or a body making no progress, in time."""
 
 
+class DeadlinePassed(ServerError):
+    """The caller's deadline (``GraphPipe-Timeout``, v2 ``timeout``) passed
+    before the model ran: nobody waits for the answer, so the model is not run."""
+
+
 class BodyTooLarge(ServerError):
     """A body over the server's ``max_request_bytes``."""
 
@@ -143,6 +149,9 @@ ERROR_TABLE: dict[type[BaseException], Rule] = {
     NotFound: Rule(404, NOT_FOUND, logging.INFO),
     MethodNotAllowed: Rule(405, UNIMPLEMENTED, logging.INFO),
     RequestTimeout: Rule(408, DEADLINE_EXCEEDED, logging.WARNING, close=True),
+    # 504 as google.rpc maps DEADLINE_EXCEEDED; not 408, which says the server
+    # timed out reading the request (and closes the connection).
+    DeadlinePassed: Rule(504, DEADLINE_EXCEEDED, logging.INFO),
     BodyTooLarge: Rule(413, RESOURCE_EXHAUSTED, logging.WARNING, close=True),
     HeadTooLarge: Rule(431, RESOURCE_EXHAUSTED, logging.WARNING, close=True),
     Overloaded: Rule(503, UNAVAILABLE, logging.WARNING, close=True),

@@ -212,6 +212,7 @@ class _Connection(asyncio.BufferedProtocol):
         self.header_length: int | None = None  # v2 Inference-Header-Content-Length
         self.authorization: bytes | None = None
         self.traceparent: bytes | None = None
+        self.timeout: bytes | None = None  # GraphPipe-Timeout
         self.expect_continue = False
         self.keep_alive = True
         self.started = self.server.clock
@@ -348,6 +349,8 @@ class _Connection(asyncio.BufferedProtocol):
             self.authorization = value
         elif size == 11 and name.lower() == b"traceparent":
             self.traceparent = value
+        elif size == 17 and name.lower() == b"graphpipe-timeout":
+            self.timeout = value
 
     def on_headers_complete(self) -> None:
         if self.discarding:
@@ -356,7 +359,8 @@ class _Connection(asyncio.BufferedProtocol):
         self.keep_alive = self.parser.should_keep_alive()
         length = self.content_length if self.content_length is not None or self.chunked else 0
         request = self.dispatcher.begin(self.parser.get_method(), self.url.partition(b"?")[0], length,
-                                        self.header_length, self.authorization, self.traceparent, self.peer)
+                                        self.header_length, self.authorization, self.traceparent, self.peer,
+                                        timeout=self.timeout)
         if request.refused is not None:
             self._refuse_with(request.refused)
             return

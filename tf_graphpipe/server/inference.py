@@ -8,17 +8,18 @@ Runs on worker threads; nothing here touches the event loop.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from tf_graphpipe import _native, dtypes
-from tf_graphpipe.server.errors import BadRequest, ModelFailed, describe
+from tf_graphpipe import _native, deadlines, dtypes
+from tf_graphpipe.server.errors import BadRequest, DeadlinePassed, ModelFailed, describe
 from tf_graphpipe.server.model import InputRejected, Model
 
-__all__ = ["BadRequest", "Call", "ModelFailed", "ModelRunner"]
+__all__ = ["BadRequest", "Call", "ModelFailed", "ModelRunner", "expired"]
 
 log = logging.getLogger("tf_graphpipe.server")
 
@@ -33,6 +34,9 @@ class Call:
     InferResponse; the v2 endpoint sets its own). ``ran``: set by the batcher,
     (start, end, rows, counted) of the model run that answered it, for metrics
     and spans (``counted``: False for the other calls of a merged batch).
+    ``timeout_us``: the caller's remaining time as its request said (v2's
+    ``timeout`` parameter); ``deadline``: when the caller stops waiting (a
+    ``time.monotonic()`` instant, set by the dispatcher; None: never).
     """
 
     inputs: list[np.ndarray]
@@ -42,6 +46,20 @@ class Call:
     batch_key: tuple[Any, ...] | None = None
     encode: Callable[[list[tuple[str, np.ndarray]]], Any] | None = None
     ran: tuple[float, float, int, bool] | None = None
+    timeout_us: int | None = None
+    deadline: float | None = None
+
+
+def expired(call: Call) -> DeadlinePassed | None:
+    """The error for a call whose caller has stopped waiting, else None."""
+    deadline = call.deadline
+    if deadline is None:
+        return None
+    late = time.monotonic() - deadline
+    if late < 0:
+        return None
+    return DeadlinePassed(f"the caller's deadline passed {late * 1e3:.0f} ms before the model could run it; "
+                          "the model was not run")
 
 
 class ModelRunner:
@@ -109,7 +127,20 @@ class ModelRunner:
             ModelFailed: the model raised.
         """
         try:
-            results = self.model.run(call.inputs, call.config)
+            if call.deadline is None:
+                results = self.model.run(call.inputs, call.config)
+            else:
+                late = expired(call)
+                if late is not None:
+                    raise late
+                # The model's own Client calls wait at most what its caller still waits.
+                token = deadlines.enter(call.deadline)
+                try:
+                    results = self.model.run(call.inputs, call.config)
+                finally:
+                    deadlines.leave(token)
+        except DeadlinePassed:
+            raise
         except InputRejected as exc:  # the caller's mistake, found by the model itself
             raise BadRequest(str(exc)) from exc
         except Exception as exc:  # the model's own failure, whatever it is

@@ -119,6 +119,7 @@ class V2Endpoint:
             request = decode_request(body, header_length)
         call = self.runner.prepare(b"", request.input_names, request.inputs, request.output_names)
         call.encode = functools.partial(self._encode, request)
+        call.timeout_us = request.timeout_us
         return call
 
     def _raw_binary(self, body: Any) -> V2Request:
