@@ -152,6 +152,23 @@ def test_a_chain_gives_up_together() -> None:
     assert second.ran == []
 
 
+def test_a_model_whose_remote_call_times_out_answers_deadline_exceeded_not_500() -> None:
+    """A's model calls B with a short timeout of its own while A's caller has
+    time: A answers 504 DEADLINE_EXCEEDED (as a gateway would) with B's
+    timeout in the message, not 500 as for a model that failed."""
+    second = SlowCounter(1.0)
+    with tf_graphpipe.serve(second, **SPECS) as hop2:  # type: ignore[arg-type]
+        inner = Client(hop2.url, timeout=0.2, retries=0)
+
+        def first(x: np.ndarray) -> np.ndarray:
+            return inner.infer(x)  # type: ignore[return-value]
+
+        with tf_graphpipe.serve(first, **SPECS) as hop1:  # type: ignore[arg-type]
+            with pytest.raises(RemoteError, match="a remote call of the model ran out of time") as caught:
+                Client(hop1.url, timeout=30, retries=0).infer(_row(1.0))
+    assert caught.value.status == 504, caught.value
+
+
 def test_each_attempt_sends_the_time_left_then() -> None:
     """Retries on 503: every attempt carries GraphPipe-Timeout, in
     microseconds, below the call's timeout and falling."""

@@ -98,7 +98,9 @@ class RequestTimeout(ServerError):
 
 class DeadlinePassed(ServerError):
     """The caller's deadline (``GraphPipe-Timeout``, v2 ``timeout``) passed
-    before the model ran: nobody waits for the answer, so the model is not run."""
+    before the model ran: nobody waits for the answer, so the model is not run.
+    Also a Python model's own remote call that ran out of time (the inherited
+    deadline, or its own timeout): the answer a gateway gives, 504."""
 
 
 class BodyTooLarge(ServerError):

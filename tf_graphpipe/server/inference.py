@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from tf_graphpipe import _native, deadlines, dtypes
+from tf_graphpipe.errors import DeadlineExceeded as RemoteDeadlineExceeded
 from tf_graphpipe.server.errors import BadRequest, DeadlinePassed, ModelFailed, describe
 from tf_graphpipe.server.model import InputRejected, Model
 
@@ -124,6 +125,9 @@ class ModelRunner:
         Raises:
             BadRequest: an output name the model did not produce, or the
                 model refused the inputs (it raised InputRejected).
+            DeadlinePassed: the caller's deadline passed before the model
+                ran, or a remote call the model made (``Client``) ran out of
+                time, so that a chain of servers answers 504 end to end.
             ModelFailed: the model raised.
         """
         try:
@@ -141,6 +145,8 @@ class ModelRunner:
                     deadlines.leave(token)
         except DeadlinePassed:
             raise
+        except RemoteDeadlineExceeded as exc:  # a call the model made ran out of time: 504, as a gateway
+            raise DeadlinePassed(self.describe(exc, "a remote call of the model ran out of time")) from exc
         except InputRejected as exc:  # the caller's mistake, found by the model itself
             raise BadRequest(str(exc)) from exc
         except Exception as exc:  # the model's own failure, whatever it is
