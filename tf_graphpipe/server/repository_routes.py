@@ -34,7 +34,7 @@ from tf_graphpipe.server.model import Model
 from tf_graphpipe.server.production import Production
 from tf_graphpipe.server.repository import DEFAULT_POLL_SECONDS, ModelRepository
 from tf_graphpipe.server.repository_config import ModelConfig
-from tf_graphpipe.server.routes import GET, Target
+from tf_graphpipe.server.routes import GET, Target, graphpipe_target, graphpipe_targets
 from tf_graphpipe.server.served import ServedModel
 from tf_graphpipe.server.served_version import ServedVersion
 from tf_graphpipe.server.v2_endpoint import V2_WIRE
@@ -151,17 +151,7 @@ class ModelPathRoutes:
             raise NotFound(f"unknown path {path.decode('latin-1')!r} (models are at /models/<name> "
                            "and /models/<name>/versions/<v>)")
         served = self.repository.lookup(name, version).served
-        targets = served.targets.get("graphpipe")  # the same targets GraphPipeRoutes serves it with
-        if targets is None:
-            endpoint = served.graphpipe
-            targets = served.targets["graphpipe"] = (Target(GRAPHPIPE_WIRE, endpoint.prepare, served),
-                                               Target(GRAPHPIPE_WIRE, endpoint.metadata))
-        if method == b"POST":
-            return targets[0]
-        if method in GET:
-            return targets[1]
-        raise MethodNotAllowed(f"{method.decode('latin-1')}: use POST (GraphPipe) or GET (metadata)",
-                               "GET, HEAD, POST")
+        return graphpipe_target(method, graphpipe_targets(served))
 
     def _list(self, body: Any, header_length: int | None) -> Answer:
         text = json.dumps({"models": self.repository.models()}, indent=1).encode() + b"\n"

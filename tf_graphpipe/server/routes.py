@@ -196,18 +196,30 @@ class GraphPipeRoutes:
         served = self.models.get(None)
         last, targets = self._last
         if last is not served or targets is None:  # the hot path asks for the same model each time
-            targets = served.targets.get("graphpipe")
-            if targets is None:
-                endpoint = served.graphpipe
-                targets = served.targets["graphpipe"] = (Target(GRAPHPIPE_WIRE, endpoint.prepare, served),
-                                                   Target(GRAPHPIPE_WIRE, endpoint.metadata))
+            targets = graphpipe_targets(served)
             self._last = (served, targets)
-        if method == b"POST":
-            return targets[0]
-        if method in GET:
-            return targets[1]
-        raise MethodNotAllowed(f"{method.decode('latin-1')}: use POST (GraphPipe) or GET (metadata)",
-                               "GET, HEAD, POST")
+        return graphpipe_target(method, targets)
+
+
+def graphpipe_targets(served: ServedModel) -> tuple[Target, Target]:
+    """The inference and metadata targets of ``served`` over GraphPipe, made
+    once per served model (every route that serves it over GraphPipe)."""
+    targets: tuple[Target, Target] | None = served.targets.get("graphpipe")
+    if targets is None:
+        endpoint = served.graphpipe
+        targets = served.targets["graphpipe"] = (Target(GRAPHPIPE_WIRE, endpoint.prepare, served),
+                                           Target(GRAPHPIPE_WIRE, endpoint.metadata))
+    return targets
+
+
+def graphpipe_target(method: bytes, targets: tuple[Target, Target]) -> Target:
+    """POST infers, GET and HEAD read the metadata; anything else is refused."""
+    if method == b"POST":
+        return targets[0]
+    if method in GET:
+        return targets[1]
+    raise MethodNotAllowed(f"{method.decode('latin-1')}: use POST (GraphPipe) or GET (metadata)",
+                           "GET, HEAD, POST")
 
 
 def _only_get(method: bytes, target: Target) -> Target:
