@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """C++ unit tests (googletest, tests/cc/): the call plan that the op kernel and
-``Client`` share, driven through its transport seam with no network, and the
-cancel token its requests carry; and the
+``Client`` share, driven through its transport seam with no network, the
+cancel token its requests carry and the pool of received bodies' blocks; and the
 op kernel, built by TensorFlow's registry and given a scripted transport
 through its constructor, with its check of answers against declared outputs.
 Built here with g++ from the same sources and flags as setup.py (TensorFlow's
@@ -89,7 +89,8 @@ def _run(binary: Path, env: dict[str, str] | None = None) -> str:
 def test_call_plan_unit_tests_pass(include_flags: list[str], tf_flags: tuple[list[str], list[str]],
                                    core_objects: list[str], tmp_path: Path) -> None:
     test = _compile([str(REPO / "tests" / "cc" / "call_plan_test.cc"),
-                     str(REPO / "tests" / "cc" / "cancel_token_test.cc")],
+                     str(REPO / "tests" / "cc" / "cancel_token_test.cc"),
+                     str(REPO / "tests" / "cc" / "block_pool_test.cc")],
                     [*include_flags, *tf_flags[0]], tmp_path / "obj")
     binary = tmp_path / "call_plan_test"
     link = subprocess.run(["g++", *FLAGS, *core_objects, *test, *GTEST, "-lcurl", "-o", str(binary)],
@@ -97,7 +98,8 @@ def test_call_plan_unit_tests_pass(include_flags: list[str], tf_flags: tuple[lis
     assert link.returncode == 0, link.stderr[-6000:]
     report = _run(binary)
     for test in ("RemoteCallAsync.V2MetadataThenInferEncodesOnTheExecutor",
-                 "CancelToken.DeregisterWaitsForACallbackRunningElsewhere"):
+                 "CancelToken.DeregisterWaitsForACallbackRunningElsewhere",
+                 "BlockPool.LiveBufferBlockIsNeverHandedOut"):
         assert f"[       OK ] {test}" in report
 
 

@@ -174,3 +174,24 @@ def test_v2_blobs_are_viewed_where_aligned_and_copied_where_not(blobs_url: str) 
     assert (after.viewed, after.copied) == (before.viewed + 2, before.copied + 1)
     for y, expected in zip(ys, _BlobsHandler.blobs):
         np.testing.assert_array_equal(y.numpy(), expected)
+
+
+HUGE = (5 << 20) // 4  # float32 elements: 5 MiB, an answer whose block is kept for reuse
+
+
+def test_a_kept_output_keeps_its_answer_memory_from_later_answers(served: str) -> None:
+    # Large answers' blocks are reused once nothing views them (cc/core/block_pool.h):
+    # never while an output still does.
+    kept = remote_call(served, [tf.fill([HUGE], 1.0)], output_dtypes=[tf.float32])[0]
+    kept_answer = last_answer()
+    assert kept_answer.holds(kept)
+    bodies = set()
+    for i in range(3):
+        y = remote_call(served, [tf.fill([HUGE], float(i + 2))], output_dtypes=[tf.float32])[0]
+        answer = last_answer()
+        assert answer.end <= kept_answer.begin or kept_answer.end <= answer.begin
+        np.testing.assert_array_equal(y.numpy(), np.full(HUGE, i + 2, np.float32))
+        bodies.add(answer.begin)
+        del y  # its block goes back to the pool: the next answer may land there
+    assert len(bodies) == 1, "each answer's block is freed with its output and serves the next answer"
+    np.testing.assert_array_equal(kept.numpy(), np.full(HUGE, 1.0, np.float32))

@@ -4,7 +4,9 @@
 // it), so decoded tensors can be viewed in place. The aligned byte is byte 0
 // unless AlignAt() moves it: a v2 answer's first tensor blob follows a JSON
 // header of any length, and lands aligned when the header's length is known
-// before the body arrives. Movable (addresses kept), not copyable, not
+// before the body arrives. Huge-page blocks come from, and go back to, the
+// process's BlockPool (block_pool.h): a body as large as the last one lands
+// in memory already touched. Movable (addresses kept), not copyable, not
 // thread-safe.
 #ifndef TF_GRAPHPIPE_CC_CORE_BYTE_BUFFER_H_
 #define TF_GRAPHPIPE_CC_CORE_BYTE_BUFFER_H_
@@ -19,6 +21,8 @@
 
 #include <sys/mman.h>
 
+#include "cc/core/block_pool.h"
+
 namespace tf_graphpipe {
 
 class ByteBuffer {
@@ -31,12 +35,14 @@ class ByteBuffer {
   static constexpr size_t kHugeThreshold = size_t{4} << 20;
 
   ByteBuffer() = default;
-  ~ByteBuffer() { std::free(block_); }
+  ~ByteBuffer() { Release(); }
   ByteBuffer(ByteBuffer&& other) noexcept { *this = std::move(other); }
   ByteBuffer& operator=(ByteBuffer&& other) noexcept {
     if (this != &other) {
-      std::free(block_);
+      Release();
       block_ = std::exchange(other.block_, nullptr);
+      block_size_ = std::exchange(other.block_size_, 0);
+      pooled_ = std::exchange(other.pooled_, false);
       data_ = std::exchange(other.data_, nullptr);
       size_ = std::exchange(other.size_, 0);
       capacity_ = std::exchange(other.capacity_, 0);
@@ -58,7 +64,7 @@ class ByteBuffer {
   void AlignAt(size_t offset) {
     const size_t lead = (kAlignment - offset % kAlignment) % kAlignment;
     if (size_ != 0 || lead == lead_) return;
-    std::free(block_);
+    Release();
     block_ = data_ = nullptr;
     capacity_ = 0;
     lead_ = lead;
@@ -70,12 +76,20 @@ class ByteBuffer {
     if (capacity <= capacity_) return true;
     const size_t alignment = capacity >= kHugeThreshold ? kHugePage : kAlignment;
     size_t rounded = (capacity + lead_ + alignment - 1) / alignment * alignment;
-    auto* grown = static_cast<uint8_t*>(std::aligned_alloc(alignment, rounded));
-    if (grown == nullptr) return false;
-    if (alignment == kHugePage) madvise(grown, rounded, MADV_HUGEPAGE);  // advisory
+    uint8_t* grown = nullptr;
+    if (alignment == kHugePage) {
+      grown = static_cast<uint8_t*>(BlockPool::Shared().Take(rounded, &rounded));
+    }
+    if (grown == nullptr) {
+      grown = static_cast<uint8_t*>(std::aligned_alloc(alignment, rounded));
+      if (grown == nullptr) return false;
+      if (alignment == kHugePage) madvise(grown, rounded, MADV_HUGEPAGE);  // advisory
+    }
     if (size_ > 0) std::memcpy(grown + lead_, data_, size_);
-    std::free(block_);
+    Release();
     block_ = grown;
+    block_size_ = rounded;
+    pooled_ = alignment == kHugePage;
     data_ = grown + lead_;
     capacity_ = rounded - lead_;
     return true;
@@ -103,7 +117,21 @@ class ByteBuffer {
   void Clear() { size_ = 0; }
 
  private:
+  // Gives the block back: huge-page ones to the pool, others to the system.
+  void Release() {
+    if (pooled_) {
+      BlockPool::Shared().Give(block_, block_size_);
+    } else {
+      std::free(block_);
+    }
+    block_ = nullptr;
+    block_size_ = 0;
+    pooled_ = false;
+  }
+
   uint8_t* block_ = nullptr;  // what aligned_alloc gave; data_ is lead_ bytes in
+  size_t block_size_ = 0;     // the block's bytes
+  bool pooled_ = false;       // a huge-page block: back to the pool
   uint8_t* data_ = nullptr;
   size_t size_ = 0;
   size_t capacity_ = 0;  // from data_
