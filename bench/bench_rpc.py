@@ -139,8 +139,11 @@ def run(args: argparse.Namespace) -> Report:
         # and what a tf.function with these tensors costs without any I/O.
         answer = np.full((batch, *FEATURES), 0.5, np.float32)
         canned = CannedServer(bytes(_native.encode_infer_response([answer], [float32_wire])))
+        loop_canned = CannedServer(bytes(_native.encode_infer_response([answer], [float32_wire])), event_loop=True)
         canned_client = tf_graphpipe.Client(canned.url)
-        raw_http = RawHttpCaller(url, bytes(_native.encode_infer_request([x_np], [float32_wire], [], [], b"")))
+        request_body = bytes(_native.encode_infer_request([x_np], [float32_wire], [], [], b""))
+        raw_http = RawHttpCaller(url, request_body)
+        raw_loop = RawHttpCaller(loop_canned.url, request_body)
         canned_answer = tf.constant(answer)
 
         @tf.function
@@ -156,6 +159,7 @@ def run(args: argparse.Namespace) -> Report:
             canned_client.infer(x_np)
             op_canned(x).numpy()
             raw_http.call()
+            raw_loop.call()
             no_io(x).numpy()
         paths = {
             "rpc": lambda: rpc_features(x).numpy(),
@@ -163,6 +167,7 @@ def run(args: argparse.Namespace) -> Report:
             "client": lambda: batch_client.infer(x_np),
             "ceiling": ceiling._call,
             "raw_http": raw_http.call,
+            "raw_loop": raw_loop.call,
             "client_canned": lambda: canned_client.infer(x_np),
             "op_canned": lambda: op_canned(x).numpy(),
             "no_io": lambda: no_io(x).numpy(),
@@ -178,7 +183,7 @@ def run(args: argparse.Namespace) -> Report:
         for block in range(blocks):
             interleaved(block, [lambda name=name, call=call: rate(name, call)  # type: ignore[misc]
                                 for name, call in paths.items()])
-        for closing in (batch_client, canned_client, ceiling, raw_http, canned):
+        for closing in (batch_client, canned_client, ceiling, raw_http, raw_loop, canned, loop_canned):
             closing.close()
         bound = median(rows["ceiling"]) / median(rows["rpc"])
         ratios = [o / r for o, r in zip(rows["op"], rows["rpc"])]
@@ -209,6 +214,8 @@ def run(args: argparse.Namespace) -> Report:
                 [label, f"{ms[name]:.3f}", f"{ms[name] - ms['ceiling']:+.3f}", f"{ms['ceiling'] / ms[name]:.2f}"]
                 for name, label in [
                     ("ceiling", "raw loopback sockets, same bytes (the ceiling)"),
+                    ("raw_loop", "raw-socket HTTP client → an asyncio server answering canned bytes "
+                                 "(a Python event loop's floor)"),
                     ("raw_http", "raw-socket HTTP client → `tf-graphpipe serve` (the server's cost)"),
                     ("client_canned", "`Client.infer` → a server answering canned bytes (the client's cost)"),
                     ("client", "`Client.infer` → `tf-graphpipe serve`"),

@@ -10,13 +10,15 @@ costs; these say where the rest of a call's time goes:
 * ``RawHttpCaller``: a keep-alive raw-socket HTTP client (one ``sendall`` of
   the encoded request, ``recv_into`` a reused buffer). Calling
   ``tf-graphpipe serve`` with it shows the server's cost with the client's
-  at its least.
+  at its least; calling ``CannedServer(..., event_loop=True)`` shows what
+  any server on a Python event loop pays before its own work.
 
 Both run the same loops as the ceiling (Python sockets into reused
 buffers), so their differences to it are the protocol's and the server's.
 
 Run as a helper process: ``python request_bounds.py canned-server FILE``
-prints its port, then serves the bytes in FILE (stdlib only).
+(or ``asyncio-canned-server``) prints its port, then serves the bytes in FILE
+(stdlib only, uvloop when installed).
 """
 from __future__ import annotations
 
@@ -82,24 +84,87 @@ def canned_server(answer_file: str) -> None:
                     filled += got
                 conn.sendall(answer)
 
-    def exit_with_parent() -> None:  # the parent holds our stdin: EOF means it is gone
-        sys.stdin.read()
-        os._exit(0)
-
-    threading.Thread(target=exit_with_parent, daemon=True).start()
+    threading.Thread(target=_exit_with_parent, daemon=True).start()
     while True:
         conn, _ = sock.accept()
         threading.Thread(target=serve, args=(conn,), daemon=True).start()
 
 
-class CannedServer:
-    """``canned_server`` in its own process, answering ``answer``; ``url``."""
+def asyncio_canned_server(answer_file: str) -> None:
+    """``canned_server`` on an asyncio event loop (uvloop when installed, as
+    ``tf-graphpipe serve`` runs): the body read with ``BufferedProtocol``
+    into a reused buffer, the answer written by the transport. What any
+    server on a Python event loop costs before its own work."""
+    import asyncio
 
-    def __init__(self, answer: bytes) -> None:
+    with open(answer_file, "rb") as f:
+        body = f.read()
+    answer = memoryview((b"HTTP/1.1 200 OK\r\ncontent-type: application/octet-stream\r\n"
+                         b"content-length: %d\r\n\r\n" % len(body)) + body)
+
+    class Connection(asyncio.BufferedProtocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            self.transport: asyncio.Transport = transport  # type: ignore[assignment]
+            transport.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self.scratch = memoryview(bytearray(HEAD_LIMIT))
+            self.head = bytearray()
+            self.body = memoryview(bytearray(1 << 20))
+            self.length = -1  # reading the head
+            self.filled = 0
+
+        def get_buffer(self, sizehint: int) -> memoryview:
+            return self.scratch if self.length < 0 else self.body[self.filled:self.length]
+
+        def buffer_updated(self, nbytes: int) -> None:
+            if self.length >= 0:
+                self.filled += nbytes
+            else:
+                self.head += self.scratch[:nbytes]
+                end = self.head.find(b"\r\n\r\n")
+                if end < 0:
+                    return
+                self.length = _content_length(bytes(self.head[:end])) or 0
+                rest = self.head[end + 4:]
+                self.head = bytearray()
+                if len(self.body) < self.length:
+                    self.body = memoryview(bytearray(self.length))
+                self.filled = len(rest)
+                self.body[:self.filled] = rest
+            if self.filled >= self.length:
+                self.length, self.filled = -1, 0
+                self.transport.write(answer)
+
+    async def serve() -> None:
+        try:
+            import uvloop  # type: ignore[import-not-found]
+            uvloop.install()
+        except ImportError:
+            pass
+        server = await asyncio.get_running_loop().create_server(Connection, "127.0.0.1", 0)
+        print(server.sockets[0].getsockname()[1], flush=True)
+        await server.serve_forever()
+
+    threading.Thread(target=_exit_with_parent, daemon=True).start()
+    asyncio.run(serve())
+
+
+def _exit_with_parent() -> None:
+    """In a helper process: the parent holds our stdin, so EOF means it is gone."""
+    sys.stdin.read()
+    os._exit(0)
+
+
+class CannedServer:
+    """``canned_server`` (threads, blocking sockets) or, with
+    ``event_loop=True``, ``asyncio_canned_server``, in its own process,
+    answering ``answer``; ``url``."""
+
+    def __init__(self, answer: bytes, event_loop: bool = False) -> None:
         with tempfile.NamedTemporaryFile(prefix="canned-answer-", delete=False) as f:
             f.write(answer)
             self.answer_file = f.name
-        self.process = subprocess.Popen([sys.executable, os.path.abspath(__file__), "canned-server",
+        self.process = subprocess.Popen([sys.executable, os.path.abspath(__file__),
+                                         "asyncio-canned-server" if event_loop else "canned-server",
                                          self.answer_file], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                         text=True)
         line = self.process.stdout.readline()  # type: ignore[union-attr]
@@ -190,6 +255,7 @@ class SeedOnly:
         self.closing()
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3 or sys.argv[1] != "canned-server":
-        sys.exit("usage: request_bounds.py canned-server ANSWER_FILE")
-    canned_server(sys.argv[2])
+    roles = {"canned-server": canned_server, "asyncio-canned-server": asyncio_canned_server}
+    if len(sys.argv) != 3 or sys.argv[1] not in roles:
+        sys.exit(f"usage: request_bounds.py {{{'|'.join(roles)}}} ANSWER_FILE")
+    roles[sys.argv[1]](sys.argv[2])
