@@ -237,7 +237,8 @@ Status TransportStatus(CURLcode result, const Transfer& t) {
     case CURLE_PEER_FAILED_VERIFICATION:
       return Status(Code::kUnavailable,
                     "connection to " + url + " failed: the server's TLS certificate is not trusted (" +
-                        detail + "): pass ca_file= with the CA that signed it");
+                        detail + "): pass ca_file= with the CA that signed it")
+          .NotWorthRetrying();
     case CURLE_SSL_CERTPROBLEM:
     case CURLE_SSL_CACERT_BADFILE:
       return Status(Code::kInvalidArgument,
@@ -281,7 +282,7 @@ bool ShouldRetry(Transfer* t, const Status& status, Clock::duration* backoff) {
   if (CancelRequested(*t)) return false;
   const bool unavailable = status.code() == Code::kUnavailable ||
                            (status.ok() && t->response.status == 503);
-  if (!unavailable || t->attempt >= t->request.retries) return false;
+  if (!unavailable || !status.worth_retrying() || t->attempt >= t->request.retries) return false;
   *backoff = std::min<Clock::duration>(kFirstBackoff * (1 << std::min(t->attempt, 10)),
                                        kMaxBackoff);
   if (Clock::now() + *backoff >= t->request.deadline) return false;
