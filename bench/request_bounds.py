@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import os
 import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -160,25 +159,18 @@ class CannedServer:
     answering ``answer``; ``url``."""
 
     def __init__(self, answer: bytes, event_loop: bool = False) -> None:
+        from bench_e2e import Process  # here: bench_e2e imports this module too
+
         with tempfile.NamedTemporaryFile(prefix="canned-answer-", delete=False) as f:
             f.write(answer)
             self.answer_file = f.name
-        self.process = subprocess.Popen([sys.executable, os.path.abspath(__file__),
-                                         "asyncio-canned-server" if event_loop else "canned-server",
-                                         self.answer_file], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                        text=True)
-        line = self.process.stdout.readline()  # type: ignore[union-attr]
-        if not line:
-            raise RuntimeError(f"the canned server exited with {self.process.wait()}")
-        self.url = f"http://127.0.0.1:{int(line)}"
+        role = "asyncio-canned-server" if event_loop else "canned-server"
+        # stdin=True: the server exits when it reads EOF there, with us.
+        self.process = Process([sys.executable, os.path.abspath(__file__), role, self.answer_file], stdin=True)
+        self.url = f"http://127.0.0.1:{int(self.process.line)}"
 
     def close(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        self.process.close()
         os.unlink(self.answer_file)
 
 
