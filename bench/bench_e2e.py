@@ -201,6 +201,9 @@ class Process:
         # bench/ for its helper modules; the package itself from the
         # environment (installed, or PYTHONPATH=. in a checkout).
         full_env["PYTHONPATH"] = os.pathsep.join(p for p in [str(BENCH), full_env.get("PYTHONPATH", "")] if p)
+        # Not the current directory first: `-m tf_graphpipe` started from the
+        # repository root would import the source tree (no native module).
+        full_env["PYTHONSAFEPATH"] = "1"
         self.process = subprocess.Popen(argv, stdout=subprocess.PIPE, stdin=subprocess.PIPE if stdin else None,
                                         stderr=subprocess.DEVNULL if "--quiet" in argv else None,
                                         env=full_env, text=True)
@@ -394,6 +397,38 @@ class OpPath(Path):
         return samples
 
 
+def split_paths(x: np.ndarray, response_shape: Sequence[int], url: str, op: bool) -> list[Path]:
+    """Rows that split the seed call's time (request_bounds.py): the server's
+    cost (a raw HTTP client calling it, and a bare asyncio server: a Python
+    event loop's floor), the client's and the op's (calling a server that
+    answers canned bytes at once)."""
+    from tf_graphpipe import _native
+
+    from request_bounds import CannedServer, RawHttpCaller, SeedOnly
+
+    body = bytes(_native.encode_infer_request([x], [10], [], [], b""))
+    raw = RawHttpCaller(url, body)
+    answer = bytes(_native.encode_infer_response([np.ones(response_shape, np.float32)], [10]))
+    canned, loop_canned = CannedServer(answer), CannedServer(answer, event_loop=True)
+    raw_loop = RawHttpCaller(loop_canned.url, body)
+    del body, answer
+    client = ClientPath(canned.url, x)
+    paths: list[Path] = [
+        SeedOnly("split: raw-socket HTTP client → asyncio canned-answer server",  # type: ignore[list-item]
+                 raw_loop.call, lambda: (raw_loop.close(), loop_canned.close())),
+        SeedOnly("split: raw-socket HTTP client → tf-graphpipe serve", raw.call, raw.close),  # type: ignore[list-item]
+        SeedOnly("split: Client → canned-answer server", lambda: client.client.infer(x),  # type: ignore[list-item]
+                 client.client.close),
+    ]
+    if op:
+        op_path = OpPath(canned.url, x, response_shape)
+        paths.append(SeedOnly("split: op → canned-answer server",  # type: ignore[arg-type]
+                              lambda: op_path.function(op_path.x), lambda: None))
+    last = paths[-1]
+    paths[-1] = SeedOnly(last.name, last.call, lambda: (last.closing(), canned.close()))  # type: ignore[attr-defined]
+    return paths
+
+
 class ReferencePath(Path):
     name = "reference client graphpipe 1.0.4"
 
@@ -472,6 +507,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         paths.append(ClientPath(url, x))
         if not args.no_op:
             paths.append(OpPath(url, x, response_shape))
+        paths += split_paths(x, response_shape, url, not args.no_op)
         if not args.no_reference:
             paths.append(ReferencePath(url, request_shape))
         floors = [RawHttpPath("HTTP floor: uvicorn hello world (raw loop)", int(hello.line), small_body),
@@ -539,11 +575,15 @@ def report(results: dict[str, object]) -> str:
             continue
         med = _median(samples)
         five = _median(threaded.get(name, []))
+        threads_cells = "– | –" if five != five else f"{five:,.0f} | {five / ceiling_5:.2f}"  # nan: not timed
         lines.append(
             f"| {name} | {med * 1e3:.1f} ({min(samples) * 1e3:.1f}–{max(samples) * 1e3:.1f}) "
-            f"| {ceiling / med:.2f} | {reference / med:.2f} | {rows / med:,.0f} | {five:,.0f} "
-            f"| {five / ceiling_5:.2f} |"
+            f"| {ceiling / med:.2f} | {reference / med:.2f} | {rows / med:,.0f} | {threads_cells} |"
         )
+    lines += ["", "The `split:` rows divide a call's time past the ceiling: the server's (a raw-socket HTTP "
+              "client calling it; against a bare asyncio server answering canned bytes, a Python event "
+              "loop's floor), the client's and the op's (calling a server that answers canned bytes "
+              "as soon as the body is in)."]
     floor_name = next((n for n in small if n.startswith("HTTP floor")), None)
     floor = _pct(small[floor_name], 50) if floor_name else float("nan")
     lines += [

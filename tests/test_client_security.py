@@ -6,6 +6,8 @@ export that holds the token's name, never the token."""
 from __future__ import annotations
 
 import http.server
+import socket
+import ssl
 import threading
 import zipfile
 from collections.abc import Iterator
@@ -86,6 +88,67 @@ def test_client_refuses_a_server_its_ca_file_did_not_sign(tls_server: RunningSer
     client = Client(tls_server.url, retries=0, auth_token_env=token_env, **mtls(certs, ca_file=certs.other_ca))
     with pytest.raises(ServerUnavailable, match="(?i)certificate"):
         client.infer(np.ones((1, 2), np.float32))
+
+
+@pytest.fixture
+def counting_tls_listener(certs: Certificates) -> Iterator[tuple[str, list[int]]]:
+    """(url, accepted): a TLS server showing a certificate ``other_ca``
+    signed, that counts the connections it accepts and answers none (the
+    client gives up at the handshake anyway)."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(certs.other_server_cert, certs.other_server_key)
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.1)
+    accepted: list[int] = []
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            accepted.append(1)
+            conn.settimeout(5)
+            try:
+                with context.wrap_socket(conn, server_side=True):
+                    pass
+            except (ssl.SSLError, OSError):  # the client's "unknown CA" alert, or its close
+                conn.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"https://localhost:{listener.getsockname()[1]}", accepted
+    finally:
+        stop.set()
+        thread.join(10)
+        listener.close()
+
+
+def test_an_untrusted_certificate_is_not_retried(counting_tls_listener: tuple[str, list[int]],
+                                                 certs: Certificates) -> None:
+    """The same server shows the same certificate on a retry: one
+    connection, not one per retry, and the error says why."""
+    url, accepted = counting_tls_listener
+    client = Client(url, retries=3, timeout=10, ca_file=certs.ca)
+    with pytest.raises(ServerUnavailable, match="certificate is not trusted"):
+        client.infer(np.ones((1, 2), np.float32))
+    assert len(accepted) == 1
+    with pytest.raises(tf.errors.UnavailableError, match="certificate is not trusted"):
+        tf_graphpipe.remote_call(url, [tf.ones((1, 2))], output_dtypes=[tf.float32], retries=3, timeout=10,
+                                 ca_file=str(certs.ca))
+    assert len(accepted) == 2
+
+
+def test_a_replica_list_moves_past_an_untrusted_certificate(counting_tls_listener: tuple[str, list[int]],
+                                                             tls_server: RunningServer, certs: Certificates,
+                                                             token_env: str) -> None:
+    untrusted, accepted = counting_tls_listener
+    client = Client([untrusted, tls_server.url], retries=0, timeout=10, auth_token_env=token_env, **mtls(certs))
+    for _ in range(4):  # round robin: the untrusted one comes up first at least once
+        np.testing.assert_array_equal(client.infer(np.ones((1, 2), np.float32)), [[2, 2]])
+    assert len(accepted) >= 1
 
 
 def test_client_refuses_an_https_server_unknown_to_the_system_store(tls_server: RunningServer,

@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Small calls to a fast model run on the event loop thread (no hand-off to a
-worker); large bodies, slow models and models that turn slow do not, so the
-loop keeps answering other connections."""
+"""Calls to a fast model run on the event loop thread (no hand-off to a
+worker), each body size class judged on its own; bodies over 16 MiB, slow
+models and models that turn slow do not, so the loop keeps answering other
+connections."""
 from __future__ import annotations
 
 import http.client
@@ -14,7 +15,13 @@ import pytest
 
 import tf_graphpipe
 from tf_graphpipe import Client
-from tf_graphpipe.server.inline import FIRST_PENALTY, MAX_INLINE_BODY_BYTES, WARM_UP_CALLS, InlinePolicy
+from tf_graphpipe.server.inline import (
+    FIRST_PENALTY,
+    MAX_INLINE_BODY_BYTES,
+    SMALLEST_CLASS_BYTES,
+    WARM_UP_CALLS,
+    InlinePolicy,
+)
 
 SPECS = {"input_specs": ["x:float32:-1,-1"], "output_specs": ["y:float32:-1,-1"]}
 
@@ -94,11 +101,43 @@ def test_a_slow_call_on_a_worker_costs_no_penalty() -> None:
 
 
 def test_zero_turns_inlining_off_and_negative_is_refused() -> None:
-    assert not InlinePolicy(0).small(10)
-    assert InlinePolicy(200).small(MAX_INLINE_BODY_BYTES)
-    assert not InlinePolicy(200).small(MAX_INLINE_BODY_BYTES + 1)
+    assert InlinePolicy(0).size_class(10) is None
+    assert InlinePolicy(200).size_class(MAX_INLINE_BODY_BYTES) is not None
+    assert InlinePolicy(200).size_class(MAX_INLINE_BODY_BYTES + 1) is None
     with pytest.raises(ValueError, match="inline_max_us"):
         InlinePolicy(-1)
+
+
+def test_bodies_fall_in_classes_four_times_larger_each() -> None:
+    policy = InlinePolicy(200)
+    classes = [policy.size_class(n) for n in (0, SMALLEST_CLASS_BYTES, SMALLEST_CLASS_BYTES + 1,
+                                              4 * SMALLEST_CLASS_BYTES, 4 * SMALLEST_CLASS_BYTES + 1,
+                                              MAX_INLINE_BODY_BYTES)]
+    assert classes == [0, 0, 1, 1, 2, 4]
+
+
+def test_each_size_class_is_judged_on_its_own_times() -> None:
+    """A model fast on small bodies but slow on large ones runs the small
+    ones inline only; a class without its own warm-up is never inlined."""
+    policy = InlinePolicy(200)
+    for _ in range(20):
+        policy.record(20e-6, inline=False, size_class=0)
+        policy.record(900e-6, inline=False, size_class=2)
+    assert policy.admits(0)
+    assert not policy.admits(2)
+    assert not policy.admits(1)  # never timed
+    for _ in range(WARM_UP_CALLS):
+        policy.record(50e-6, inline=False, size_class=1)
+    assert policy.admits(1)
+
+
+def test_a_stall_in_one_size_class_sends_every_class_to_workers() -> None:
+    policy = InlinePolicy(200)
+    for _ in range(20):
+        policy.record(20e-6, inline=False, size_class=0)
+        policy.record(20e-6, inline=False, size_class=3)
+    policy.record(0.5, inline=True, size_class=3)
+    assert not policy.admits(0)
 
 
 # ---- the server ---------------------------------------------------------------------
@@ -121,16 +160,21 @@ def test_inline_max_us_zero_keeps_every_call_on_workers() -> None:
     assert model.threads and not any(_on_loop(t) for t in model.threads)
 
 
-def test_large_bodies_always_run_on_workers() -> None:
+def test_large_bodies_run_inline_after_their_own_warm_up_and_never_over_16_mib() -> None:
     model = ThreadRecorder()
-    big = np.ones((1, MAX_INLINE_BODY_BYTES // 4 + 1), np.float32)
-    with tf_graphpipe.serve(model, **SPECS) as server, Client(server.url) as client:
+    medium = np.ones((1, 4 * SMALLEST_CLASS_BYTES // 4), np.float32)  # 256 KiB: class 1
+    huge = np.ones((1, MAX_INLINE_BODY_BYTES // 4 + 1), np.float32)
+    with tf_graphpipe.serve(model, inline_max_us=50_000, **SPECS) as server, Client(server.url) as client:
         for _ in range(20):
             client.infer(np.ones((1, 4), np.float32))
-        for _ in range(5):
-            np.testing.assert_array_equal(client.infer(big), big + 1)
+        for _ in range(20):
+            np.testing.assert_array_equal(client.infer(medium), medium + 1)
+        for _ in range(3):
+            np.testing.assert_array_equal(client.infer(huge), huge + 1)
     assert all(_on_loop(t) for t in model.threads[WARM_UP_CALLS + 1:20])
-    assert not any(_on_loop(t) for t in model.threads[20:])
+    assert not any(_on_loop(t) for t in model.threads[20:20 + WARM_UP_CALLS])  # class 1 warms up on workers
+    assert all(_on_loop(t) for t in model.threads[20 + WARM_UP_CALLS + 1:40])
+    assert not any(_on_loop(t) for t in model.threads[40:])
 
 
 def test_a_model_that_turns_slow_leaves_the_loop_free_for_other_connections() -> None:

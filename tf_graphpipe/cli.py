@@ -125,9 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="how long a batch waits for more calls")
     serve.add_argument("--workers", type=int, default=None, help="threads running the model (default: CPUs + 2, max 8)")
     serve.add_argument("--inline-max-us", type=float, default=DEFAULT_INLINE_MAX_US, metavar="US",
-                       help="run a small call (body <= 64 KiB) on the event loop, skipping the hand-off to a "
-                            "worker thread, once the model keeps answering small calls within US microseconds "
-                            "(0: always use a worker)")
+                       help="run a call (body <= 16 MiB) on the event loop, skipping the hand-off to a "
+                            "worker thread, once the model keeps answering calls of that size (bodies up to "
+                            "64 KiB, then classes 4x larger each) within US microseconds (0: always use a worker)")
     serve.add_argument("--input-spec", action="append", metavar="NAME:DTYPE:SHAPE",
                        help="declare an input of a callable (repeat for each, in order)")
     serve.add_argument("--output-spec", action="append", metavar="NAME:DTYPE:SHAPE",

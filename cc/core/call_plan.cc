@@ -199,7 +199,7 @@ bool RemoteCall::NextAttempt(const Status& sent, const HttpResponse& response,
       return true;
     }
   }
-  if (attempt_ >= options_->retries) return false;
+  if (attempt_ >= options_->retries || !sent.worth_retrying()) return false;
   const Clock::duration backoff =
       std::min<Clock::duration>(kFirstBackoff * (1 << std::min(attempt_, 10)), kMaxBackoff);
   const Clock::time_point at = Clock::now() + backoff;

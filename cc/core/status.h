@@ -50,6 +50,16 @@ class Status {
   const RemoteDetail& remote() const { return remote_; }
   bool is_remote() const { return remote_.http_status != 0; }
 
+  // An unavailable server that will look the same on a retry (it showed a
+  // certificate we do not trust): failover may try another replica, a retry
+  // of the same one would only wait.
+  Status NotWorthRetrying() const {
+    Status copy = *this;
+    copy.worth_retrying_ = false;
+    return copy;
+  }
+  bool worth_retrying() const { return worth_retrying_; }
+
   // Prefixes the message with where it happened: "calling URL: ...".
   Status WithContext(const std::string& context) const {
     Status copy = *this;
@@ -61,6 +71,7 @@ class Status {
   Code code_ = Code::kOk;
   std::string message_;
   RemoteDetail remote_;
+  bool worth_retrying_ = true;
 };
 
 #define TF_GRAPHPIPE_RETURN_IF_ERROR(expr)      \

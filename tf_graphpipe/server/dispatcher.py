@@ -94,7 +94,7 @@ class Request:
     """
 
     __slots__ = ("answer", "arrived", "call", "failed", "header_length", "held", "lease", "method", "outcome",
-                 "path", "refused", "reply", "seen", "target", "timed", "timeout_us", "unsent", "write")
+                 "path", "refused", "reply", "seen", "size_class", "target", "timeout_us", "unsent", "write")
 
     def __init__(self, method: bytes, path: bytes, target: Target, header_length: int | None) -> None:
         self.method = method
@@ -106,7 +106,7 @@ class Request:
         self.call: Call | None = None
         self.outcome: Any = None
         self.failed: BaseException | None = None
-        self.timed = False
+        self.size_class: int | None = None  # the inline policy's, when it times this call
         self.reply: Reply | None = None
         self.answer: Answer | None = None
         self.write: DirectWrite | None = None
@@ -256,8 +256,8 @@ class Dispatcher:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
             return
-        request.timed = served.inline.small(len(body))
-        if request.timed and served.inline.admits():
+        request.size_class = served.inline.size_class(len(body))
+        if request.size_class is not None and served.inline.admits(request.size_class):
             self._run(request, inline=True)
             self._answer(request)
             return
@@ -296,8 +296,8 @@ class Dispatcher:
         end = time.perf_counter()
         # The call's inputs are views of the body: drop them before the answer.
         request.call = None
-        if request.timed:
-            served.inline.record(end - start, inline)
+        if request.size_class is not None:
+            served.inline.record(end - start, inline, request.size_class)
         if seen is not None:
             self.observer.ran(seen, start, end, rows)
         answer = request.answer = self._rendered(request)

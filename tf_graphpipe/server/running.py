@@ -106,10 +106,11 @@ def serve(
         batch_timeout_ms: how long a batch waits for more calls.
         debug: put tracebacks in error answers.
         workers: threads running the model (default: min(8, CPUs + 2)).
-        inline_max_us: a small call (body ≤ 64 KiB) to a model that has kept
-            answering small calls within this many µs runs on the event loop
-            thread, skipping the hand-off to a worker (about 100 µs on a small
-            VM); 0 sends every call to a worker. Ignored when batching.
+        inline_max_us: a call (body ≤ 16 MiB) to a model that has kept
+            answering calls of its body's size class within this many µs runs
+            on the event loop thread, skipping the hand-off to a worker (about
+            100 µs on a small VM); 0 sends every call to a worker. Ignored when
+            batching.
         input_specs, output_specs: declared inputs/outputs of a callable, as
             ``IOSpec`` or ``"name:dtype:shape"`` strings (e.g. ``"x:float32:-1,4"``).
         onnx: ONNX Runtime's threads and graph optimisation for an ``.onnx``

@@ -43,8 +43,9 @@ class ServedModel:
         debug: tracebacks in error answers.
         max_batch_size: > 0 turns dynamic batching on.
         batch_timeout_ms: how long a batch waits for more calls.
-        inline_max_us: small calls to a model that keeps answering them within
-            this many µs run on the event loop, not a worker (0: never).
+        inline_max_us: calls (bodies up to 16 MiB) to a model that keeps
+            answering calls of their size within this many µs run on the event
+            loop, not a worker (0: never).
 
     Attributes:
         name, version: as clients address it (``version`` a string).
