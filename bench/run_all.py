@@ -52,6 +52,7 @@ BENCHES = [
     ("repository", "bench_repository.py", "model repository: 10 models vs one alone, calls while a version loads"),
     ("security", "bench_security.py", "production serving: TLS vs plain HTTP (seed), metrics on vs --no-metrics (1x4)"),
     ("deadlines", "bench_deadlines.py", "travelling deadlines: the 1x4 path with a deadline vs without"),
+    ("op_overhead", "bench_op_overhead.py", "the op vs Client.infer and a no-I/O tf.function, batch 4"),
     ("memory", "bench_memory.py", "peak RSS growth during one seed call"),
 ]
 TIMEOUT_SECONDS = {"tiny": 600, "quick": 1200, "full": 3600}
