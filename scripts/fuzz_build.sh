@@ -70,7 +70,7 @@ compile() {  # compile SRC OBJ
   fi
 }
 core_objs=()
-for src in codec wire_verifier graphpipe_answer v2_codec v2_json v2_tensor_data v2_request v2_response v2_answer \
+for src in codec wire_verifier graphpipe_answer block_pool v2_codec v2_json v2_tensor_data v2_request v2_response v2_answer \
            v2_server_request v2_server_answer; do
   compile "$root/cc/core/$src.cc" "$out/obj/$src.o"
   core_objs+=("$out/obj/$src.o")
