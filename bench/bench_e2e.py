@@ -234,33 +234,55 @@ class Process:
 
 class RawHttp:
     """One keep-alive connection sending a prebuilt POST and reading the
-    answer with as little Python as possible: the same loop for every server."""
+    answer into a reused buffer with as little Python as possible (one
+    ``sendall``, ``recv_into``): the same loop for every server, small
+    answers or large."""
 
     def __init__(self, port: int, body: bytes) -> None:
         self.sock = socket.create_connection(("127.0.0.1", port))
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.request = (b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/octet-stream\r\n"
                         b"Content-Length: %d\r\n\r\n" % len(body)) + body
+        self.buffer = bytearray(1 << 16)
 
-    def call(self) -> bytes:
+    def call(self) -> None:
+        """Returns when the whole answer (sized by its Content-Length) is in;
+        raises unless it is a 200."""
         self.sock.sendall(self.request)
-        data = b""
-        while b"\r\n\r\n" not in data:
-            data += self._recv()
-        head, _, body = data.partition(b"\r\n\r\n")
-        length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
-        while len(body) < length:
-            body += self._recv()
-        return body
-
-    def _recv(self) -> bytes:
-        chunk = self.sock.recv(65536)
-        if not chunk:
-            raise ConnectionError("the server closed the connection")
-        return chunk
+        view, filled, need = memoryview(self.buffer), 0, -1
+        while need < 0 or filled < need:
+            if filled == len(view):
+                raise ConnectionError("answer head larger than the buffer")
+            got = self.sock.recv_into(view[filled:])
+            if not got:
+                raise ConnectionError("the server closed the connection")
+            filled += got
+            if need < 0:
+                end = self.buffer.find(b"\r\n\r\n", 0, filled)
+                if end >= 0:
+                    length = content_length(bytes(self.buffer[:end]))
+                    if length is None:
+                        raise ConnectionError("answer without Content-Length")
+                    need = end + 4 + length
+                    if need > len(self.buffer):  # grow once, keep what came
+                        grown = bytearray(need)
+                        grown[:filled] = self.buffer[:filled]
+                        self.buffer, view = grown, memoryview(grown)
+        status = int(self.buffer[9:12])
+        if status != 200:
+            raise RuntimeError(f"the server answered {status}")
 
     def close(self) -> None:
         self.sock.close()
+
+
+def content_length(head: bytes) -> int | None:
+    """The Content-Length of an HTTP head (request or status line first)."""
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            return int(value)
+    return None
 
 
 # ---- paths ----------------------------------------------------------------------------
@@ -397,6 +419,11 @@ class OpPath(Path):
         return samples
 
 
+def port_of(url: str) -> int:
+    """The port of ``http://127.0.0.1:PORT``."""
+    return int(url.rsplit(":", 1)[1])
+
+
 def split_paths(x: np.ndarray, response_shape: Sequence[int], url: str, op: bool) -> list[Path]:
     """Rows that split the seed call's time (request_bounds.py): the server's
     cost (a raw HTTP client calling it, and a bare asyncio server: a Python
@@ -404,13 +431,13 @@ def split_paths(x: np.ndarray, response_shape: Sequence[int], url: str, op: bool
     answers canned bytes at once)."""
     from tf_graphpipe import _native
 
-    from request_bounds import CannedServer, RawHttpCaller, SeedOnly
+    from request_bounds import CannedServer, SeedOnly
 
     body = bytes(_native.encode_infer_request([x], [10], [], [], b""))
-    raw = RawHttpCaller(url, body)
+    raw = RawHttp(port_of(url), body)
     answer = bytes(_native.encode_infer_response([np.ones(response_shape, np.float32)], [10]))
     canned, loop_canned = CannedServer(answer), CannedServer(answer, event_loop=True)
-    raw_loop = RawHttpCaller(loop_canned.url, body)
+    raw_loop = RawHttp(port_of(loop_canned.url), body)
     del body, answer
     client = ClientPath(canned.url, x)
     paths: list[Path] = [
@@ -500,7 +527,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
                      env={RESPONSE_ENV: ",".join(map(str, response_shape))})
     hello = Process([sys.executable, __file__, "--role", "hello-server"])
     url = server.line
-    port = int(url.rsplit(":", 1)[1])
+    port = port_of(url)
     paths: list[Path] = []
     try:
         paths.append(Ceiling(x, response_bytes))

@@ -21,9 +21,9 @@ back) and the kernel's own work.
 
 Usage::
 
-    PYTHONPATH=. python bench/bench_op_overhead.py                # batch 4, 7 blocks
-    PYTHONPATH=. python bench/bench_op_overhead.py --batch 128    # the seed workload
-    PYTHONPATH=. python bench/bench_op_overhead.py --quick
+    .venv/bin/python bench/bench_op_overhead.py                # batch 4, 7 blocks
+    .venv/bin/python bench/bench_op_overhead.py --batch 128    # the seed workload
+    .venv/bin/python bench/bench_op_overhead.py --quick
 """
 from __future__ import annotations
 

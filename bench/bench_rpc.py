@@ -55,8 +55,8 @@ from _common import (
     shape_text,
     spread,
 )
-from bench_e2e import Ceiling
-from request_bounds import CannedServer, RawHttpCaller
+from bench_e2e import Ceiling, RawHttp, port_of
+from request_bounds import CannedServer
 
 
 def run(args: argparse.Namespace) -> Report:
@@ -142,8 +142,8 @@ def run(args: argparse.Namespace) -> Report:
         loop_canned = CannedServer(bytes(_native.encode_infer_response([answer], [float32_wire])), event_loop=True)
         canned_client = tf_graphpipe.Client(canned.url)
         request_body = bytes(_native.encode_infer_request([x_np], [float32_wire], [], [], b""))
-        raw_http = RawHttpCaller(url, request_body)
-        raw_loop = RawHttpCaller(loop_canned.url, request_body)
+        raw_http = RawHttp(port_of(url), request_body)
+        raw_loop = RawHttp(port_of(loop_canned.url), request_body)
         canned_answer = tf.constant(answer)
 
         @tf.function

@@ -7,8 +7,8 @@ costs; these say where the rest of a call's time goes:
 * ``CannedServer``: an HTTP server that answers every POST with the same
   pre-encoded bytes as soon as the body is in. A client calling it pays its
   own cost only (HTTP, codec, libcurl, TensorFlow), the server's is ~zero.
-* ``RawHttpCaller``: a keep-alive raw-socket HTTP client (one ``sendall`` of
-  the encoded request, ``recv_into`` a reused buffer). Calling
+* ``bench_e2e.RawHttp``: a keep-alive raw-socket HTTP client (one ``sendall``
+  of the encoded request, ``recv_into`` a reused buffer). Calling
   ``tf-graphpipe serve`` with it shows the server's cost with the client's
   at its least; calling ``CannedServer(..., event_loop=True)`` shows what
   any server on a Python event loop pays before its own work.
@@ -29,7 +29,8 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from urllib.parse import urlsplit
+
+from bench_e2e import Process, content_length
 
 HEAD_LIMIT = 64 << 10
 
@@ -44,7 +45,7 @@ def _read_head(conn: socket.socket, pending: bytearray) -> tuple[int, bytearray]
         if len(pending) > HEAD_LIMIT:
             raise ValueError("request head too large")
     head, _, rest = bytes(pending).partition(b"\r\n\r\n")
-    length = _content_length(head)
+    length = content_length(head)
     return (0 if length is None else length), bytearray(rest)
 
 
@@ -122,7 +123,7 @@ def asyncio_canned_server(answer_file: str) -> None:
                 end = self.head.find(b"\r\n\r\n")
                 if end < 0:
                     return
-                self.length = _content_length(bytes(self.head[:end])) or 0
+                self.length = content_length(bytes(self.head[:end])) or 0
                 rest = self.head[end + 4:]
                 self.head = bytearray()
                 if len(self.body) < self.length:
@@ -159,8 +160,6 @@ class CannedServer:
     answering ``answer``; ``url``."""
 
     def __init__(self, answer: bytes, event_loop: bool = False) -> None:
-        from bench_e2e import Process  # here: bench_e2e imports this module too
-
         with tempfile.NamedTemporaryFile(prefix="canned-answer-", delete=False) as f:
             f.write(answer)
             self.answer_file = f.name
@@ -172,57 +171,6 @@ class CannedServer:
     def close(self) -> None:
         self.process.close()
         os.unlink(self.answer_file)
-
-
-class RawHttpCaller:
-    """POSTs ``body`` to ``url`` over one keep-alive socket; ``call()``
-    returns when the whole answer (sized by its Content-Length) is in."""
-
-    def __init__(self, url: str, body: bytes, content_type: str = "application/octet-stream") -> None:
-        parts = urlsplit(url)
-        self.sock = socket.create_connection((parts.hostname, parts.port))
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.request = memoryview((f"POST {parts.path or '/'} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
-                                   f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n\r\n"
-                                   ).encode() + body)
-        self.buffer = bytearray(1 << 20)
-
-    def call(self) -> None:
-        self.sock.sendall(self.request)
-        view, filled, need = memoryview(self.buffer), 0, -1
-        while need < 0 or filled < need:
-            if filled == len(view):
-                raise ConnectionError("answer head larger than the buffer")
-            got = self.sock.recv_into(view[filled:])
-            if not got:
-                raise ConnectionError("the server closed the connection")
-            filled += got
-            if need < 0:
-                end = self.buffer.find(b"\r\n\r\n", 0, filled)
-                if end >= 0:
-                    length = _content_length(bytes(self.buffer[:end]))
-                    if length is None:
-                        raise ConnectionError("answer without Content-Length")
-                    need = end + 4 + length
-                    if need > len(self.buffer):  # grow once, keep what came
-                        grown = bytearray(need)
-                        grown[:filled] = self.buffer[:filled]
-                        self.buffer, view = grown, memoryview(grown)
-        status = int(self.buffer[9:12])
-        if status != 200:
-            raise RuntimeError(f"the server answered {status}")
-
-    def close(self) -> None:
-        self.sock.close()
-
-
-def _content_length(head: bytes) -> int | None:
-    for line in head.split(b"\r\n")[1:]:
-        name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
-            return int(value)
-    return None
-
 
 
 class SeedOnly:
